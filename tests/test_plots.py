@@ -1,0 +1,197 @@
+"""Tests for omniad_lite.plots, omniad_lite.widgets and omniad_lite.reference_results (Agg backend)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from omniad_lite import plots, widgets  # noqa: E402
+from omniad_lite.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _toy_results(n_per_class=3, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((2 * n_per_class, size, size, 3)).astype(np.float32)
+    maps = rng.random((2 * n_per_class, size, size)).astype(np.float32) * 0.1
+    masks = np.zeros_like(maps)
+    labels = np.array([0, 1, 1] * 2)
+    for i in np.flatnonzero(labels):
+        masks[i, 4:8, 4:8] = 1
+        maps[i, 4:8, 4:8] += 1.0
+    scores = maps.reshape(len(maps), -1).max(1)
+    return widgets.ExplorerData(images, maps, masks, ["a"] * n_per_class + ["b"] * n_per_class, scores, labels)
+
+
+def test_to_display_image_undoes_normalisation():
+    rgb = torch.rand(3, 5, 7)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    normed = (rgb - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    out = plots.to_display_image(normed, mean, std)
+    assert out.shape == (5, 7, 3)
+    np.testing.assert_allclose(out, rgb.permute(1, 2, 0).numpy(), atol=1e-5)
+    u8 = np.full((4, 4, 3), 255, np.uint8)
+    assert plots.to_display_image(u8).max() == 1.0
+
+
+def test_overlay_draws_image_map_and_contours():
+    data = _toy_results()
+    fig, ax = plt.subplots()
+    im = plots.overlay(ax, data.images[1], data.maps[1], data.masks[1], vmin=0, vmax=2, threshold=0.5)
+    assert len(ax.images) == 2
+    np.testing.assert_array_equal(ax.images[0].get_array(), data.images[1])
+    np.testing.assert_array_equal(im.get_array(), data.maps[1])
+    assert im.get_clim() == (0, 2)
+    assert len(ax.collections) == 2  # ground-truth outline + thresholded prediction outline
+    with pytest.raises(ValueError, match="does not match"):
+        plots.overlay(ax, data.images[1], data.maps[1][:8])
+
+
+def test_heatmap_gallery_layout_and_shared_scale():
+    data = _toy_results()
+    fig = plots.heatmap_gallery(list(data.images[:4]), data.maps[:4], data.masks[:4], ["w", "x", "y", "z"])
+    image_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 12  # 3 rows × 4 samples
+    overlays = [ax.images[1] for ax in image_axes if len(ax.images) == 2]
+    assert len(overlays) == 4
+    assert all(o.get_clim() == (float(data.maps[:4].min()), float(data.maps[:4].max())) for o in overlays)
+    assert [ax.get_title() for ax in image_axes[:4]] == ["w", "x", "y", "z"]
+
+
+def test_loss_curve_plots_history_values(tmp_path):
+    hist = pd.DataFrame({"step": [5, 10, 15], "loss": [3.0, 2.0, 1.5], "lr": [1e-3] * 3})
+    path = tmp_path / "history.csv"
+    hist.to_csv(path, index=False)
+    fig = plots.loss_curve(path)
+    (line,) = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [5, 10, 15])
+    np.testing.assert_array_equal(line.get_ydata(), [3.0, 2.0, 1.5])
+    assert fig.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="loss column"):
+        plots.loss_curve(hist[["step", "lr"]])
+
+
+def test_roc_curves_match_sklearn():
+    scores, labels = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
+    fig = plots.roc_curves({"c": (scores, labels)})
+    line = fig.axes[0].get_lines()[0]
+    fpr, tpr, _ = roc_curve(labels, scores)
+    np.testing.assert_allclose(line.get_xdata(), fpr)
+    np.testing.assert_allclose(line.get_ydata(), tpr)
+    assert "75.0" in line.get_label()  # AUROC of this classic example is 0.75
+
+
+def test_pro_curve_hand_computed():
+    # two images; image 0 has two 8-connected regions (diagonal pixels join into one), image 1 one region.
+    masks = np.zeros((2, 4, 4))
+    masks[0, 0, 0] = masks[0, 1, 1] = 1  # diagonal neighbours → one region of 2 pixels
+    masks[0, 3, 3] = 1  # a second region
+    masks[1, 0:2, 2:4] = 1  # a 4-pixel region
+    maps = np.zeros((2, 4, 4))
+    maps[0, 0, 0] = 1.0  # half of region 1
+    maps[1, 0, 2:4] = 1.0  # half of region 3
+    fpr, pro = plots.pro_curve(maps, masks, num_thresholds=2)
+    # thresholds [1, 0]: at t=1 FPR 0, overlaps (1/2, 0, 2/4) → PRO 1/3; at t=0 FPR 1 > 0.3, PRO 1:
+    # the curve is closed at FPR 0.3 by linear interpolation: 1/3 + (1 - 1/3) * 0.3 / 1
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.3])
+    np.testing.assert_allclose(pro, [0.0, 1 / 3, 1 / 3 + 2 / 3 * 0.3])
+    with pytest.raises(ValueError, match="both anomalous and normal"):
+        plots.pro_curve(maps, np.zeros_like(masks))
+
+
+def test_pro_curve_perfect_map_reaches_one():
+    data = _toy_results()
+    fpr, pro = plots.pro_curve(data.masks, data.masks)
+    assert pro[-1] == 1.0 and fpr.max() <= plots.PRO_MAX_FPR
+    fig = plots.pro_curves({"a": (data.masks, data.masks)})
+    assert "100.0" in fig.axes[0].get_lines()[0].get_label()
+
+
+def test_pca_rgb_recovers_dominant_direction():
+    h, w, c = 6, 5, 8
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    rng = np.random.default_rng(0)
+    d1, d2 = np.eye(c)[0], np.eye(c)[1]
+    feats = 10 * xx[..., None] * d1 + 3 * yy[..., None] * d2 + 0.01 * rng.standard_normal((h, w, c))
+    rgb = plots.pca_rgb(torch.from_numpy(feats.transpose(2, 0, 1)))
+    assert rgb.shape == (h, w, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    # first component varies with x only (largest variance), second with y only
+    assert np.abs(np.corrcoef(rgb[..., 0].ravel(), xx.ravel())[0, 1]) > 0.99
+    assert np.abs(np.corrcoef(rgb[..., 1].ravel(), yy.ravel())[0, 1]) > 0.99
+    with pytest.raises(ValueError, match="C >= 3"):
+        plots.pca_rgb(np.zeros((2, 4, 4)))
+    fig = plots.feature_pca_figure([feats.transpose(2, 0, 1)] * 2, image=np.zeros((6, 5, 3)))
+    assert len(fig.axes) == 3
+
+
+def test_metric_bars_heights_match_table():
+    table = pd.DataFrame({"image_auroc": [90.0, 80.0], "pixel_auroc": [95.0, 85.0], "pixel_aupro": [70.0, 60.0]},
+                         index=["a", "b"])
+    fig = plots.metric_bars(table)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [90.0, 80.0, 95.0, 85.0, 70.0, 60.0]
+    with pytest.raises(ValueError, match="not columns"):
+        plots.metric_bars(table, ["mad"])
+
+
+def test_token_attention_maps_panels():
+    att = torch.softmax(torch.randn(20, 4, 4).flatten(1), -1).view(20, 4, 4)
+    fig = plots.token_attention_maps(att, ncols=8, max_tokens=12)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 12
+    np.testing.assert_allclose(shown[3].images[0].get_array(), att[3].numpy(), rtol=1e-6)
+
+
+def test_reference_table_mad_is_mean_of_seven():
+    t = reference_table("mvtec")
+    assert list(t.columns) == list(METRIC_COLUMNS)
+    mamba = t.loc["MambaAD"]
+    assert abs(mamba[list(METRIC_COLUMNS[:7])].mean() - mamba["mad"]) < 0.05  # published mAD = mean of 7
+    assert np.isnan(t.loc["InvAD", "image_auroc"]) and t.loc["InvAD", "mad"] == 86.7
+    with pytest.raises(ValueError, match="mvtec"):
+        reference_table("btad")
+
+
+def test_explorer_static_fallback_and_draw_sample():
+    data = _toy_results()
+    anomalous_by_score = sorted([1, 2], key=lambda i: -data.scores[i])
+    assert data.indices("a") == anomalous_by_score + [0]  # anomalous first, then by decreasing score
+    fig = widgets.explorer(data, static=True)
+    assert isinstance(fig, Figure)
+    assert sum(1 for ax in fig.axes if len(ax.images) == 2) == 2 * widgets.STATIC_PER_CLASS
+    fig = widgets.draw_sample(data, 1, threshold=0.5)
+    pred = fig.axes[2].images[0].get_array()
+    np.testing.assert_array_equal(pred, (data.maps[1] >= 0.5).astype(np.float32))
+    assert pred.sum() == 16  # exactly the 4×4 defect exceeds 0.5
+    with pytest.raises(ValueError, match="one entry per image"):
+        widgets.ExplorerData(data.images, data.maps[:2], data.masks, data.cls_names, data.scores, data.labels)
+
+
+def test_explorer_widgets_follow_controls(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(widgets, "display_figure", lambda fig: plt.close(fig))
+    data = _toy_results()
+    assert not widgets.widgets_available()  # plain pytest process: no kernel → static by default
+    box = widgets.explorer(data, static=False, threshold=0.3)
+    controls = box.children[0].children
+    cls_box, img_slider, thr_slider = controls
+    assert list(cls_box.options) == ["a", "b"] and img_slider.max == 2
+    assert box.last_drawn == (data.indices("a")[0], 0.3)
+    cls_box.value = "b"
+    assert box.last_drawn[0] == data.indices("b")[0]
+    img_slider.value = 2
+    thr_slider.value = 0.9
+    assert box.last_drawn == (data.indices("b")[2], 0.9)
