@@ -1,0 +1,31 @@
+"""``dataset_from_config``: the one call training and evaluation use to get a dataset from a ``DataConfig``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import default_cache_dir
+from .dataset import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
+from .demo import demo_root
+from .samples import load_samples
+
+
+def dataset_from_config(data_cfg, split: str, mean: tuple[float, ...] = IMAGENET_MEAN,
+                        std: tuple[float, ...] = IMAGENET_STD, progress: bool = True) -> AnomalyDataset:
+    """Build the :class:`AnomalyDataset` of one split described by a :class:`~omniad_lite.config.DataConfig`.
+
+    Args:
+        data_cfg: ``root`` (``None``: the demo dataset, generated once under ``demo_root(cache_dir)``),
+            ``format``, ``classes``, ``image_size``, ``options``, ``cache_images``, ``cache_dir``.
+        split: ``"train"`` or ``"test"``.
+        mean: normalisation mean (the encoder's ``pretrained_cfg`` mean).
+        std: normalisation std.
+        progress: show progress bars (demo generation is silent unless it runs; cache building).
+    """
+    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
+    if data_cfg.root is None:
+        root, fmt = demo_root(cache_dir), "mvtec" if data_cfg.format in ("auto", "mvtec") else data_cfg.format
+    else:
+        root, fmt = data_cfg.root, data_cfg.format
+    samples = load_samples(root, fmt, split, data_cfg.classes, **dict(data_cfg.options or {}))
+    return AnomalyDataset(samples, image_size=data_cfg.image_size, mean=mean, std=std,
+                          cache_dir=cache_dir if data_cfg.cache_images else None, progress=progress)

@@ -1,0 +1,107 @@
+"""Decoding and resizing of images and masks, with one clear error per bad file.
+
+Preprocessing follows SPEC.md ("Pipeline", step 1; released configs of github easyoo/Omni-AD): resize to
+S×S with bilinear interpolation, then centre crop S (a no-op after a square resize, kept as a named step so a
+larger resize can be tried), no augmentation. Masks are resized with nearest neighbour and binarised
+(any non-zero pixel is anomalous, which also covers VisA's 0/1-valued and MVTec's 0/255-valued masks).
+Grayscale, palette and RGBA images become RGB (alpha dropped, as PIL's ``convert("RGB")``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+def _open(path: str | Path, what: str) -> Image.Image:
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist; re-extract the dataset or fix its split file") \
+            from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise RuntimeError(f"cannot read {what} {path} ({e}); the file is corrupt or not an image: "
+                           f"re-download/re-extract it") from None
+
+
+def header_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """``(width, height)`` from the file header only (no decoding)."""
+    with _open(path, what) as im:
+        return im.size
+
+
+def check_pair(image_path: str | Path, mask_path: str | Path | None) -> tuple[int, int]:
+    """Check, from headers, that the image is readable and its mask (if any) has the same size.
+
+    Returns:
+        The image size ``(width, height)``.
+    """
+    size = header_size(image_path, "image")
+    if mask_path is not None:
+        msize = header_size(mask_path, "mask")
+        if msize != size:
+            raise ValueError(f"mask {mask_path} is {msize[0]}x{msize[1]} but its image {image_path} is "
+                             f"{size[0]}x{size[1]}; a mask must have its image's size (re-export the mask)")
+    return size
+
+
+def _decode(path: str | Path, what: str, mode: str) -> Image.Image:
+    im = _open(path, what)
+    try:
+        im.load()  # full decode: raises on truncated files
+    except (OSError, SyntaxError, ValueError) as e:
+        raise RuntimeError(f"cannot decode {what} {path} ({e}); the file is truncated or corrupt: "
+                           f"re-download/re-extract it") from None
+    if mode == "RGB" and im.mode != "RGB":
+        if im.mode in ("I;16", "I;16B", "I"):  # 16-bit grayscale: scale to 8 bits before RGB
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
+        im = im.convert("RGB")
+    elif mode == "L":  # binary mask: any non-zero pixel (any colour channel, alpha ignored) is anomalous
+        arr = np.asarray(im)
+        if arr.ndim == 3:
+            arr = arr[..., :3].any(axis=2)  # (H, W)
+        im = Image.fromarray(((arr > 0) * 255).astype(np.uint8))
+    return im
+
+
+def _centre_crop(im: Image.Image, size: int) -> Image.Image:
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return im if (w, h) == (size, size) else im.crop((left, top, left + size, top + size))
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image to RGB, resize to ``size``² (bilinear), centre crop ``size``; ``(S, S, 3)`` uint8."""
+    im = _decode(path, "image", "RGB")
+    im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
+    return np.asarray(im, dtype=np.uint8)  # (S, S, 3)
+
+
+def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int] | None = None,
+              image_path: str | Path | None = None) -> np.ndarray:
+    """Decode a mask, resize (nearest) and binarise to {0, 1}; ``(S, S)`` uint8, zeros when ``path`` is None.
+
+    Args:
+        path: mask file, or ``None`` for a normal image.
+        size: output side S.
+        image_size_wh: the image's original ``(width, height)``; when given, a different mask size raises.
+        image_path: the image's path, named in that error.
+    """
+    if path is None:
+        return np.zeros((size, size), dtype=np.uint8)
+    im = _decode(path, "mask", "L")
+    if image_size_wh is not None and im.size != tuple(image_size_wh):
+        raise ValueError(f"mask {path} is {im.size[0]}x{im.size[1]} but its image {image_path} is "
+                         f"{image_size_wh[0]}x{image_size_wh[1]}; a mask must have its image's size")
+    im = _centre_crop(im.resize((size, size), Image.NEAREST), size)
+    return (np.asarray(im) > 0).astype(np.uint8)  # (S, S)
+
+
+def load_pair(image_path: str | Path, mask_path: str | Path | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode, check and resize an image and its mask: ``(S, S, 3)`` and ``(S, S)`` uint8 arrays."""
+    original = header_size(image_path, "image")
+    image = load_image(image_path, size)
+    mask = load_mask(mask_path, size, original, image_path)
+    return image, mask
