@@ -1,0 +1,242 @@
+"""The Omni-block: a global learnable-token attention branch plus a local depthwise-conv branch.
+
+Reimplements the decoder block of Omni-AD (arXiv 2503.21125, Sec. 3.2, Fig. 2; released code
+github easyoo/Omni-AD ``model/omniad.py``: ``OmniBlock``, ``ToProxy2``, ``Attention``, ``DWConv``).
+Input and output ``x`` are channels-last ``(B, H, W, C)``.
+
+- Global branch (a): 64 learnable query tokens attend to x; the (B, 64, C) result goes through an FFN, is
+  laid out as an 8x8 grid, resized (nearest) to H x W and added to x: ``m = out + x``.
+  (b): queries from m attend to 64 learnable key/value tokens; FFN; ``global = out + m + x``.
+  Scores are ``softmax(q kᵀ / sqrt(d)) + bias`` with a learnable bias added *after* the softmax. Because
+  ``(softmax + bias) v = softmax·v + bias·v``, we compute the first term with
+  ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels) and add ``bias·v`` exactly.
+- Local branch: depthwise-separable convs with kernels 3 and 5 (dw → InstanceNorm → SiLU → 1x1 →
+  InstanceNorm → SiLU), concatenated and fused by a 1x1 conv → InstanceNorm → SiLU.
+- Merge: ``y = Linear(global + local) → InstanceNorm → SiLU → Linear``; ``out = y + x``.
+
+Where we differ: the released ``Attention`` builds its FFN (``Mlp``) inside ``forward``, so the FFN weights
+are redrawn from PyTorch's default Linear init at every call and never trained or saved. Our default
+``ffn="learned"`` registers the FFN (trained, saved, deterministic); ``ffn="resampled"`` replays the released
+behaviour by sampling the weights with the same distribution at every call (no modules built in forward,
+nothing in the ``state_dict``). ``use_global_branch``/``use_local_branch`` are our ablation knobs.
+
+Names vs. the released code:
+
+=======================================  ======================================
+omniad_lite                              released code
+=======================================  ======================================
+``GlobalBranch``                         ``ToProxy2``
+``query_tokens`` / ``kv_tokens``         ``learnable_q`` / ``learnable_kv``
+``attn_a.q`` / ``attn_a.kv``             ``q`` / ``kv_x``
+``attn_b.q`` / ``attn_b.kv``             ``q_2`` / ``kv_y``
+``attn_a.bias`` / ``attn_b.bias``        ``pe2`` / ``pe1``
+``ffn_a`` / ``ffn_b``                    ``Attention.ffn`` (``Mlp``, rebuilt per call)
+``LocalBranch.conv3`` / ``.conv5``       ``conv33`` / ``conv55`` (``DWConv``)
+``LocalBranch.fuse``                     ``mlp``
+``OmniBlock.merge_in`` / ``merge_out``   ``l`` / ``l2``
+=======================================  ======================================
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d default
+
+
+def instance_norm_channels_last(x: torch.Tensor, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
+    """Non-affine InstanceNorm over H, W of a channels-last ``(B, H, W, C)`` tensor (= ``nn.InstanceNorm2d``)."""
+    var, mean = torch.var_mean(x, dim=(1, 2), keepdim=True, unbiased=False)  # (B, 1, 1, C)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+class TokenFFN(nn.Module):
+    """Linear(C, C) → SiLU → Linear(C, C) applied to the attention output.
+
+    Args:
+        dim: channels C.
+        mode: ``"learned"`` (registered Linear layers) or ``"resampled"`` (weights drawn at every call from
+            PyTorch's default Linear init, U(-1/sqrt(C), 1/sqrt(C)) for weights and biases, as the released
+            code's per-call ``Mlp``; no parameters).
+    """
+
+    def __init__(self, dim: int, mode: str = "learned"):
+        super().__init__()
+        if mode not in ("learned", "resampled"):
+            raise ValueError(f"TokenFFN mode={mode!r}; expected 'learned' or 'resampled'")
+        self.dim, self.mode = dim, mode
+        if mode == "learned":
+            self.fc1 = nn.Linear(dim, dim)
+            self.fc2 = nn.Linear(dim, dim)
+
+    def _random_linear(self, x: torch.Tensor) -> torch.Tensor:
+        # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) → bound 1/sqrt(fan_in); bias the same bound.
+        bound = 1.0 / math.sqrt(self.dim)
+        weight = torch.empty(self.dim, self.dim, device=x.device, dtype=x.dtype).uniform_(-bound, bound)
+        bias = torch.empty(self.dim, device=x.device, dtype=x.dtype).uniform_(-bound, bound)
+        return F.linear(x, weight, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., C) -> (..., C)``."""
+        if self.mode == "learned":
+            return self.fc2(F.silu(self.fc1(x)))
+        return self._random_linear(F.silu(self._random_linear(x)))
+
+
+class TokenAttention(nn.Module):
+    """Multi-head attention with a learnable post-softmax bias: ``(softmax(q kᵀ/sqrt(d)) + bias) v``.
+
+    Queries and keys/values may be learnable tokens ``(N, C)`` (shared across the batch) or features
+    ``(B, N, C)``.
+
+    Args:
+        dim: channels C (split into ``num_heads`` heads of ``C / num_heads``).
+        num_heads: attention heads (paper: 8).
+        num_tokens: number of learnable tokens on the biased side.
+        bias_over: ``"queries"`` — bias ``(heads, num_tokens, 1)``, one value per query token, broadcast
+            over keys (attention (a)); ``"keys"`` — bias ``(heads, 1, num_tokens)``, one per key token,
+            broadcast over queries (attention (b)).
+    """
+
+    def __init__(self, dim: int, num_heads: int, num_tokens: int, bias_over: str):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"channels {dim} are not divisible by num_heads={num_heads}")
+        if bias_over not in ("queries", "keys"):
+            raise ValueError(f"bias_over={bias_over!r}; expected 'queries' or 'keys'")
+        self.num_heads, self.bias_over = num_heads, bias_over
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        shape = (num_heads, num_tokens, 1) if bias_over == "queries" else (num_heads, 1, num_tokens)
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def _heads(self, t: torch.Tensor, batch: int) -> torch.Tensor:
+        if t.dim() == 2:  # learnable tokens (N, C): shared by the batch
+            t = t.unsqueeze(0).expand(batch, -1, -1)
+        return rearrange(t, "b n (h d) -> b h n d", h=self.num_heads)
+
+    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
+        """Args:
+            queries: ``(B, Nq, C)`` or ``(Nq, C)``.
+            keys_values: ``(B, Nk, C)`` or ``(Nk, C)``.
+
+        Returns:
+            ``(B, Nq, C)``.
+        """
+        batch = queries.shape[0] if queries.dim() == 3 else keys_values.shape[0]
+        q = self._heads(self.q(queries), batch)  # (B, h, Nq, d)
+        k, v = self.kv(keys_values).chunk(2, dim=-1)
+        k, v = self._heads(k, batch), self._heads(v, batch)  # (B, h, Nk, d)
+        out = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / sqrt(d)) v: (B, h, Nq, d)
+        if self.bias_over == "queries":  # bias (h, Nq, 1) · v = bias ⊗ Σ_k v_k
+            out = out + self.bias * v.sum(dim=-2, keepdim=True)  # (B, h, Nq, d)
+        else:  # bias (h, 1, Nk) · v, identical for every query
+            out = out + torch.matmul(self.bias, v)  # (B, h, 1, d) broadcast over Nq
+        return rearrange(out, "b h n d -> b n (h d)")
+
+
+class GlobalBranch(nn.Module):
+    """Two learnable-token attentions (a) and (b) with FFNs (released: ``ToProxy2``).
+
+    Args:
+        dim: channels C.
+        num_heads: attention heads.
+        num_query_tokens: learnable query tokens of (a); a perfect square (grid side sqrt, paper 8x8 = 64).
+        num_kv_tokens: learnable key/value tokens of (b) (paper: 64).
+        ffn: ``"learned"`` or ``"resampled"``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, num_query_tokens: int = 64, num_kv_tokens: int = 64,
+                 ffn: str = "learned"):
+        super().__init__()
+        self.grid = math.isqrt(num_query_tokens)
+        if self.grid ** 2 != num_query_tokens:
+            raise ValueError(f"num_query_tokens={num_query_tokens} must be a perfect square (e.g. 64 = 8x8)")
+        self.query_tokens = nn.Parameter(torch.zeros(num_query_tokens, dim))
+        self.kv_tokens = nn.Parameter(torch.zeros(num_kv_tokens, dim))
+        self.attn_a = TokenAttention(dim, num_heads, num_query_tokens, bias_over="queries")
+        self.ffn_a = TokenFFN(dim, ffn)
+        self.attn_b = TokenAttention(dim, num_heads, num_kv_tokens, bias_over="keys")
+        self.ffn_b = TokenFFN(dim, ffn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C) -> (B, H, W, C)``."""
+        _, height, width, _ = x.shape
+        tokens = rearrange(x, "b h w c -> b (h w) c")
+        a = self.ffn_a(self.attn_a(self.query_tokens, tokens))  # (B, Nq, C)
+        a = rearrange(a, "b (gh gw) c -> b c gh gw", gh=self.grid)
+        a = F.interpolate(a, size=(height, width), mode="nearest")  # (B, C, H, W)
+        m = rearrange(a, "b c h w -> b h w c") + x  # (B, H, W, C)
+        b = self.ffn_b(self.attn_b(rearrange(m, "b h w c -> b (h w) c"), self.kv_tokens))  # (B, HW, C)
+        return rearrange(b, "b (h w) c -> b h w c", h=height) + m + x
+
+
+class SeparableConv(nn.Module):
+    """Depthwise k x k → InstanceNorm → SiLU → pointwise 1x1 → InstanceNorm → SiLU (released: ``DWConv``)."""
+
+    def __init__(self, dim: int, kernel: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.pointwise = nn.Conv2d(dim, dim, 1)
+        self.norm1, self.norm2 = nn.InstanceNorm2d(dim), nn.InstanceNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``."""
+        x = F.silu(self.norm1(self.depthwise(x)))
+        return F.silu(self.norm2(self.pointwise(x)))
+
+
+class LocalBranch(nn.Module):
+    """Kernel-3 and kernel-5 separable convs, concatenated, fused by 1x1 conv → InstanceNorm → SiLU."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv3 = SeparableConv(dim, 3)
+        self.conv5 = SeparableConv(dim, 5)
+        self.fuse = nn.Conv2d(2 * dim, dim, 1)
+        self.norm = nn.InstanceNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C) -> (B, H, W, C)``; convs run on a channels-last-strided NCHW view (no copy)."""
+        x = rearrange(x, "b h w c -> b c h w")
+        y = torch.cat([self.conv3(x), self.conv5(x)], dim=1)  # (B, 2C, H, W)
+        y = F.silu(self.norm(self.fuse(y)))  # (B, C, H, W)
+        return rearrange(y, "b c h w -> b h w c")
+
+
+class OmniBlock(nn.Module):
+    """One Omni-block: ``x + Linear(SiLU(IN(Linear(global(x) + local(x)))))`` on ``(B, H, W, C)``.
+
+    Args:
+        dim: channels C.
+        num_heads: attention heads of the global branch.
+        num_query_tokens, num_kv_tokens: learnable tokens of attentions (a) and (b).
+        use_global_branch, use_local_branch: ablation knobs (at least one must be on).
+        ffn: ``"learned"`` or ``"resampled"``.
+    """
+
+    def __init__(self, dim: int, *, num_heads: int = 8, num_query_tokens: int = 64, num_kv_tokens: int = 64,
+                 use_global_branch: bool = True, use_local_branch: bool = True, ffn: str = "learned"):
+        super().__init__()
+        if not (use_global_branch or use_local_branch):
+            raise ValueError("OmniBlock needs at least one of use_global_branch / use_local_branch")
+        self.global_branch = (GlobalBranch(dim, num_heads, num_query_tokens, num_kv_tokens, ffn)
+                              if use_global_branch else None)
+        self.local_branch = LocalBranch(dim) if use_local_branch else None
+        self.merge_in = nn.Linear(dim, dim)
+        self.merge_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C) -> (B, H, W, C)``."""
+        if self.global_branch is not None and self.local_branch is not None:
+            y = self.global_branch(x) + self.local_branch(x)
+        elif self.global_branch is not None:
+            y = self.global_branch(x)
+        else:
+            y = self.local_branch(x)
+        y = F.silu(instance_norm_channels_last(self.merge_in(y)))  # (B, H, W, C)
+        return self.merge_out(y) + x
