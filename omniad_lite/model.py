@@ -92,6 +92,11 @@ class OmniAD(nn.Module):
 def build_model(model_cfg: ModelConfig) -> OmniAD:
     """Build :class:`OmniAD` from a :class:`~omniad_lite.config.ModelConfig` (weights per ``encoder_weights``)."""
     encoder = FrozenEncoder(model_cfg.encoder, model_cfg.encoder_weights, model_cfg.out_indices)
+    r1, r2, r3 = encoder.reductions
+    if not (r2 == 2 * r1 and r3 == 2 * r2):
+        raise ValueError(f"encoder {model_cfg.encoder!r} with out_indices={tuple(model_cfg.out_indices)} has "
+                         f"reductions {encoder.reductions}; Omni-AD needs each scale at half the previous "
+                         f"resolution, e.g. out_indices=(1, 2, 3)")
     neck = Neck(encoder.channels)
     decoder = Decoder(encoder.channels, tuple(model_cfg.decoder_depths), num_heads=model_cfg.num_heads,
                       num_query_tokens=model_cfg.num_query_tokens, num_kv_tokens=model_cfg.num_kv_tokens,
