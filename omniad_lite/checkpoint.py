@@ -45,10 +45,16 @@ def save_config(run_dir: str | Path, cfg: ExperimentConfig, versions: dict | Non
     atomic_write(Path(run_dir) / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(d, indent=2) + "\n"))
 
 
-def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
-    """Write the model's weights to ``model.safetensors`` atomically."""
+def save_model(run_dir: str | Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    """Write the model's weights to ``model.safetensors`` atomically.
+
+    Args:
+        run_dir: the run directory.
+        model: the model (unwrapped: not the DDP or compiled wrapper).
+        metadata: string key/values stored in the safetensors header (the trainer stores the step).
+    """
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(Path(run_dir) / MODEL_FILE, lambda tmp: save_file(state, tmp))
+    atomic_write(Path(run_dir) / MODEL_FILE, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):

@@ -1,0 +1,157 @@
+"""Resumable training state: run-directory checks, checkpoints, RNG states and ``history.csv``.
+
+A checkpoint is two files written atomically (temporary file + rename, :func:`checkpoint.atomic_write`):
+``model.safetensors`` (weights, with the step in its metadata) and ``train_state.pt`` (optimiser, lr
+scheduler, AMP scaler, RNG states of every process, step, epoch, the running loss window). Everything in
+``train_state.pt`` is a tensor or a plain Python value, so it loads with ``torch.load(weights_only=True)``:
+no pickled code runs when a run is resumed.
+
+The released code (github easyoo/Omni-AD, built on ADer) saves a ``ckpt.pth`` with ``torch.save`` of the
+whole state; resuming it is not bit-exact. Here "N steps + resume + N steps" equals "2N steps" bit for bit
+on CPU (``tests/test_train_resume.py``).
+"""
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from .checkpoint import CONFIG_FILE, MODEL_FILE, atomic_write, save_model
+from .config import ExperimentConfig
+
+STATE_FILE = "train_state.pt"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+METRICS_CSV = "metrics.csv"
+HISTORY_COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s")
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, STATE_FILE, HISTORY_FILE, METRICS_FILE, METRICS_CSV)
+
+
+# -- run directory ---------------------------------------------------------------------------------------
+def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> bool:
+    """Check ``run_dir`` against the resume/overwrite flags; return True when a checkpoint will be resumed.
+
+    Raises:
+        FileExistsError: the directory already holds a run and neither flag is set.
+        FileNotFoundError: ``resume`` but there is no checkpoint to resume.
+        ValueError: ``resume`` with a config that differs from the saved one (lists the differing keys).
+    """
+    if resume and overwrite:
+        raise ValueError("pass either resume=True or overwrite=True, not both")
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if resume:
+        if not (run_dir / STATE_FILE).is_file():
+            raise FileNotFoundError(f"cannot resume: {run_dir / STATE_FILE} does not exist "
+                                    f"(start a new run without --resume)")
+        saved = ExperimentConfig.load(run_dir / CONFIG_FILE)
+        differing = saved.diff(cfg)
+        if differing:
+            details = ", ".join(f"{k}: {_get(saved, k)!r} -> {_get(cfg, k)!r}" for k in differing)
+            raise ValueError(f"cannot resume {run_dir}: the config differs from the saved one in "
+                             f"{details}; resume with the same settings or start a new --out")
+        return True
+    if existing:
+        if not overwrite:
+            raise FileExistsError(f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
+                                  f"continue it, --overwrite to replace it, or choose another --out")
+        for name in existing:  # only our own files: never wipe a directory the user pointed us at
+            (run_dir / name).unlink()
+    return False
+
+
+def _get(cfg: ExperimentConfig, dotted: str) -> Any:
+    node: Any = cfg.to_dict()
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+# -- RNG states as tensors/plain values (weights_only-loadable) ------------------------------------------
+def capture_rng() -> dict[str, Any]:
+    """RNG states of Python, NumPy and torch (CPU and every CUDA device) of this process."""
+    version, mt_state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- checkpoints --------------------------------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` then ``train_state.pt`` atomically; both carry ``state["step"]``."""
+    save_model(run_dir, model, metadata={"step": str(state["step"])})
+    atomic_write(run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Load the weights into ``model`` and return the training state (``torch.load(weights_only=True)``).
+
+    Raises:
+        RuntimeError: the two files come from different steps (a crash between the two renames).
+    """
+    from safetensors.torch import load_file
+
+    state = torch.load(run_dir / STATE_FILE, map_location="cpu", weights_only=True)
+    with safe_open(str(run_dir / MODEL_FILE), framework="pt") as f:
+        model_step = (f.metadata() or {}).get("step")
+    if model_step != str(state["step"]):
+        raise RuntimeError(f"{run_dir}: {MODEL_FILE} is from step {model_step} but {STATE_FILE} from step "
+                           f"{state['step']}; the last checkpoint write was interrupted — start again with "
+                           f"--overwrite")
+    model.load_state_dict(load_file(str(run_dir / MODEL_FILE)), strict=True)
+    return state
+
+
+# -- history.csv --------------------------------------------------------------------------------------------
+def open_history(run_dir: Path, keep_until_step: int) -> None:
+    """Create ``history.csv`` with its header, or cut it back to rows with ``step <= keep_until_step``.
+
+    Rows logged after the last checkpoint of an interrupted run are dropped, because the resumed run
+    computes those steps again.
+    """
+    path = run_dir / HISTORY_FILE
+    rows: list[list[str]] = []
+    if keep_until_step > 0 and path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
+        rows = [[r[c] for c in HISTORY_COLUMNS] for r in rows]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(HISTORY_COLUMNS)
+            w.writerows(rows)
+
+    atomic_write(path, write)
+
+
+def append_history(run_dir: Path, row: dict[str, float]) -> None:
+    """Append one row (``step, epoch, loss, lr, images_per_s``) to ``history.csv``."""
+    with (run_dir / HISTORY_FILE).open("a", newline="") as f:
+        csv.writer(f).writerow([row[c] for c in HISTORY_COLUMNS])
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """``history.csv`` as a list of dicts with float values (convenience for tests and notebooks)."""
+    with (Path(run_dir) / HISTORY_FILE).open(newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]

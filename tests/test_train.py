@@ -1,0 +1,201 @@
+"""Training engine: recipe pieces, bit-exact resume, faults, run directory (tiny CPU configs)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from omniad_lite.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from omniad_lite.train_state import STATE_FILE, read_history
+from omniad_lite.training import param_groups, resolve_amp, train
+
+TINY_SIZE = 64
+
+
+def make_tiny_mvtec(root: Path, classes=("alpha", "beta"), n_train: int = 8, n_test_good: int = 2,
+                    n_defect: int = 2, side: int = 48) -> Path:
+    """A tiny MVTec-layout dataset: smooth random textures; defects are bright squares with exact masks."""
+    rng = np.random.default_rng(0)
+    for ci, cls in enumerate(classes):
+        def texture() -> np.ndarray:
+            base = rng.normal(128, 20, (side // 4, side // 4, 3))
+            img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 4, (side, side, 3)) + 30 * ci
+            return np.clip(img, 0, 255).astype(np.uint8)
+
+        for split, n in (("train", n_train), ("test", n_test_good)):
+            d = root / cls / split / "good"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(texture()).save(d / f"{i:03d}.png")
+        d, g = root / cls / "test" / "spot", root / cls / "ground_truth" / "spot"
+        d.mkdir(parents=True)
+        g.mkdir(parents=True)
+        for i in range(n_defect):
+            img, mask = texture(), np.zeros((side, side), np.uint8)
+            y, x = rng.integers(8, side - 20, 2)
+            img[y:y + 12, x:x + 12] = 250
+            mask[y:y + 12, x:x + 12] = 255
+            Image.fromarray(img).save(d / f"{i:03d}.png")
+            Image.fromarray(mask).save(g / f"{i:03d}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    return make_tiny_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
+
+
+def tiny_config(root: Path, cache_dir: Path, **train_kw) -> ExperimentConfig:
+    """lite0 (random init: nothing to load), one Omni-block per stage, 64² images, batch 4."""
+    train = dict(iterations=7, batch_size=4, device="cpu", checkpoint_every=2, log_every=1, seed=3)
+    train.update(train_kw)
+    return ExperimentConfig(
+        name="tiny",
+        model=ModelConfig(encoder="tf_efficientnet_lite0", encoder_weights=None, decoder_depths=(1, 1, 1, 1),
+                          num_query_tokens=4, num_kv_tokens=4),
+        data=DataConfig(root=str(root), format="mvtec", image_size=TINY_SIZE, cache_dir=str(cache_dir)),
+        train=TrainConfig(**train))
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_param_groups_decay_only_weights():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    decay, no_decay = param_groups(net, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[2].weight)}
+    assert {id(p) for p in no_decay["params"]} == {id(net[0].bias), id(net[1].weight), id(net[1].bias),
+                                                   id(net[2].bias)}
+
+
+def test_resolve_amp_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
+    assert resolve_amp("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_amp("fp16", cpu)
+
+
+def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
+    """6 steps straight == 3 + resume + 3 == killed after step 5 (last checkpoint 4) + resume."""
+    cfg = tiny_config(tiny_root, tmp_path / "cache")
+    straight = train(cfg, tmp_path / "a", progress=False, max_steps=6)
+    assert straight["steps"] == 6 and straight["metrics"] is None
+
+    train(cfg, tmp_path / "b", progress=False, max_steps=3)
+    state = torch.load(tmp_path / "b" / STATE_FILE, weights_only=True)
+    assert state["step"] == 3
+    train(cfg, tmp_path / "b", resume=True, progress=False, max_steps=6)
+
+    def crash(step, model):
+        if step == 5:
+            raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "c", progress=False, callback=crash)
+    assert torch.load(tmp_path / "c" / STATE_FILE, weights_only=True)["step"] == 4
+    assert len(read_history(tmp_path / "c")) == 5  # step 5 was logged, then lost
+    train(cfg, tmp_path / "c", resume=True, progress=False, max_steps=6)
+
+    ref, ref_hist = _weights(tmp_path / "a"), read_history(tmp_path / "a")
+    assert [r["step"] for r in ref_hist] == [1, 2, 3, 4, 5, 6]
+    for other in ("b", "c"):
+        w = _weights(tmp_path / other)
+        assert w.keys() == ref.keys()
+        assert all(torch.equal(w[k], ref[k]) for k in ref), other
+        hist = read_history(tmp_path / other)
+        assert [(r["step"], r["loss"], r["lr"]) for r in hist] == [(r["step"], r["loss"], r["lr"]) for r in ref_hist]
+    # lr = 1e-3 * 4/16, ×0.1 from step int(0.8 * 7) = 5 on (the row logs the lr after the step's update)
+    lrs = [r["lr"] for r in ref_hist]
+    assert lrs[:4] == pytest.approx([2.5e-4] * 4) and lrs[4:] == pytest.approx([2.5e-5] * 2)
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in ref_hist)
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["versions"]["torch"] == torch.__version__ and saved["train"]["seed"] == 3
+
+
+def test_training_changes_only_trainable_weights(tiny_root, tmp_path):
+    from omniad_lite.model import build_model
+    from omniad_lite.utils import seed_everything
+
+    cfg = tiny_config(tiny_root, tmp_path / "cache")
+    train(cfg, tmp_path / "run", progress=False, max_steps=2)
+    seed_everything(cfg.train.seed)
+    init = build_model(cfg.model).state_dict()
+    after = _weights(tmp_path / "run")
+    enc = [k for k in init if k.startswith("encoder.")]
+    dec = [k for k in init if k.startswith("decoder.") and init[k].is_floating_point()]
+    assert enc and all(torch.equal(init[k], after[k]) for k in enc)  # frozen teacher, BN stats included
+    assert any(not torch.equal(init[k], after[k]) for k in dec)
+
+
+def test_refuses_existing_run_and_overwrite(tiny_root, tmp_path):
+    cfg = tiny_config(tiny_root, tmp_path / "cache")
+    train(cfg, tmp_path / "run", progress=False, max_steps=1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, tmp_path / "run", progress=False, max_steps=1)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    train(cfg, tmp_path / "run", overwrite=True, progress=False, max_steps=2)
+    assert [r["step"] for r in read_history(tmp_path / "run")] == [1, 2]
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only run files are replaced
+
+
+def test_resume_with_other_config_lists_keys(tiny_root, tmp_path):
+    cfg = tiny_config(tiny_root, tmp_path / "cache")
+    train(cfg, tmp_path / "run", progress=False, max_steps=1)
+    other = cfg.with_overrides({"train.lr": 0.01, "model.jitter_scale": 0.0})
+    with pytest.raises(ValueError, match=r"model\.jitter_scale.*train\.lr"):
+        train(other, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(cfg, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_root, tmp_path):
+    cfg = tiny_config(tiny_root, tmp_path / "cache")
+
+    def poison(step, model):
+        if step == 3:
+            with torch.no_grad():
+                next(model.neck.parameters()).fill_(float("nan"))
+
+    with pytest.raises(RuntimeError, match="nan.*last good checkpoint"):
+        train(cfg, tmp_path / "run", progress=False, callback=poison)
+    assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)["step"] == 2
+    assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "run").values() if t.is_floating_point())
+    # the kept checkpoint resumes
+    train(cfg, tmp_path / "run", resume=True, progress=False, max_steps=3)
+
+
+def test_bad_data_fails_before_any_work(tmp_path):
+    cfg = tiny_config(tmp_path / "missing", tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    empty = tmp_path / "empty"
+    (empty / "alpha" / "train" / "good").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no train images"):
+        train(tiny_config(empty, tmp_path / "cache"), tmp_path / "run2", progress=False)
+    assert not (tmp_path / "run2").exists()
+    small = make_tiny_mvtec(tmp_path / "small", classes=("alpha",), n_train=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(tiny_config(small, tmp_path / "cache"), tmp_path / "run3", progress=False)
+
+
+def test_teacher_cache_matches_encoder(tiny_root, tmp_path):
+    """Cached (fp16) teacher features give the same run as recomputing them, up to fp16 rounding."""
+    base = tiny_config(tiny_root, tmp_path / "cache").with_overrides({"model.jitter_scale": 0.0})
+    train(base, tmp_path / "ref", progress=False, max_steps=3)
+    ref_hist = read_history(tmp_path / "ref")
+    for mode in ("memory", "disk"):
+        cached = base.with_overrides({"train.cache_teacher_features": mode})
+        train(cached, tmp_path / mode, progress=False, max_steps=3)
+        hist = read_history(tmp_path / mode)
+        assert [r["loss"] for r in hist] == pytest.approx([r["loss"] for r in ref_hist], rel=2e-3)
+    assert list((tmp_path / "cache" / "teacher").glob("*/scale0.npy"))
