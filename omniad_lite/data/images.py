@@ -76,7 +76,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     """Decode an image to RGB, resize to ``size``² (bilinear), centre crop ``size``; ``(S, S, 3)`` uint8."""
     im = _decode(path, "image", "RGB")
     im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
-    return np.asarray(im, dtype=np.uint8)  # (S, S, 3)
+    return np.array(im, dtype=np.uint8)  # (S, S, 3), writable copy
 
 
 def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int] | None = None,

@@ -1,0 +1,144 @@
+"""Builders of tiny datasets in each real layout (FORMATS.md), for the data tests.
+
+Every builder writes real image files (PNG/JPG) and returns the expected counts so the tests compare the
+loaders against what was written, not against the loaders themselves.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_image(path: Path, size_wh: tuple[int, int], mode: str = "RGB", seed: int = 0) -> np.ndarray:
+    """Write a random image; returns the array written (before any JPEG loss)."""
+    rng = np.random.default_rng(seed)
+    w, h = size_wh
+    channels = {"RGB": 3, "RGBA": 4, "L": None}[mode]
+    shape = (h, w) if channels is None else (h, w, channels)
+    arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, mode).save(path)
+    return arr
+
+
+def write_mask(path: Path, size_wh: tuple[int, int], box: tuple[int, int, int, int], value: int = 255) -> None:
+    """Write a mask that is ``value`` inside ``box`` = (x0, y0, x1, y1) and 0 elsewhere."""
+    w, h = size_wh
+    arr = np.zeros((h, w), dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    arr[y0:y1, x0:x1] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+MVTEC_CLASSES = {"bottle": "RGB", "grid": "L", "widget": "RGBA"}  # grid is grayscale as in MVTec-AD
+MVTEC_DEFECTS = {"crack": 2, "hole": 1}
+MVTEC_TRAIN, MVTEC_TEST_GOOD, MVTEC_SIZE = 3, 2, (48, 48)
+
+
+def build_mvtec(root: Path) -> dict:
+    """MVTec tree: 3 classes (one grayscale, one RGBA), 3 train, 2 test good, 2 defects with masks."""
+    seed = 0
+    for cls, mode in MVTEC_CLASSES.items():
+        for i in range(MVTEC_TRAIN):
+            write_image(root / cls / "train" / "good" / f"{i:03d}.png", MVTEC_SIZE, mode, seed := seed + 1)
+        for i in range(MVTEC_TEST_GOOD):
+            write_image(root / cls / "test" / "good" / f"{i:03d}.png", MVTEC_SIZE, mode, seed := seed + 1)
+        for defect, n in MVTEC_DEFECTS.items():
+            for i in range(n):
+                write_image(root / cls / "test" / defect / f"{i:03d}.png", MVTEC_SIZE, mode, seed := seed + 1)
+                write_mask(root / cls / "ground_truth" / defect / f"{i:03d}_mask.png", MVTEC_SIZE, (8, 16, 24, 40))
+    n_anom = sum(MVTEC_DEFECTS.values())
+    return {"classes": sorted(MVTEC_CLASSES), "train": MVTEC_TRAIN * len(MVTEC_CLASSES),
+            "test": (MVTEC_TEST_GOOD + n_anom) * len(MVTEC_CLASSES), "test_anomalous": n_anom * len(MVTEC_CLASSES)}
+
+
+VISA_CLASSES = ("candle", "pcb1")
+VISA_SIZE = (60, 40)  # not square, like VisA's ~1.5k x 1k JPGs
+
+
+def build_visa(root: Path) -> dict:
+    """VisA: split_csv/1cls.csv, JPG images (60x40), PNG masks with values 0/1."""
+    rows = []
+    seed = 100
+    for cls in VISA_CLASSES:
+        for i in range(4):
+            rel = f"{cls}/Data/Images/Normal/{i:04d}.JPG"
+            write_image(root / rel, VISA_SIZE, "RGB", seed := seed + 1)
+            rows.append([cls, "train" if i < 3 else "test", "normal", rel, ""])
+        for i in range(2):
+            rel, mrel = f"{cls}/Data/Images/Anomaly/{i:03d}.JPG", f"{cls}/Data/Masks/Anomaly/{i:03d}.png"
+            write_image(root / rel, VISA_SIZE, "RGB", seed := seed + 1)
+            write_mask(root / mrel, VISA_SIZE, (10, 5, 30, 25), value=1)  # VisA-style non-255 values
+            rows.append([cls, "test", "anomaly", rel, mrel])
+    (root / "split_csv").mkdir(parents=True, exist_ok=True)
+    with (root / "split_csv" / "1cls.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["object", "split", "label", "image", "mask"])
+        w.writerows(rows)
+    return {"classes": list(VISA_CLASSES), "train": 3 * len(VISA_CLASSES), "test": 3 * len(VISA_CLASSES),
+            "test_anomalous": 2 * len(VISA_CLASSES)}
+
+
+REALIAD_CLASSES = ("audiojack", "usb")
+REALIAD_SIZE = (32, 32)
+
+
+def realiad_sample(cls: str, kind: str, sid: int, view: int, anomaly_class: str, with_mask: bool) -> dict:
+    name = f"{cls}_{sid:04d}_{kind}_{anomaly_class}_C{view}_20231021130211"
+    folder = f"{kind}/{anomaly_class}/S{sid:04d}"
+    return {"category": cls, "anomaly_class": anomaly_class, "image_path": f"{folder}/{name}.jpg",
+            "mask_path": f"{folder}/{name}.png" if with_mask else None}
+
+
+def build_realiad(root: Path) -> dict:
+    """Real-IAD: realiad_256/<cls>/..., realiad_jsons/realiad_jsons/<cls>.json; views C1 and C2.
+
+    Per class: train 2 normal sample ids x 2 views; test 1 normal id x 2 views (mask_path null), 1 "AK"
+    id x 2 views (with masks) and 1 "QS" id whose mask_path is null (normal by the rule) x 2 views.
+    """
+    seed = 200
+    for cls in REALIAD_CLASSES:
+        train, test = [], []
+        for sid in (1, 2):
+            for view in (1, 2):
+                train.append(realiad_sample(cls, "OK", sid, view, "OK", False))
+        for view in (1, 2):
+            test.append(realiad_sample(cls, "OK", 3, view, "OK", False))
+            test.append(realiad_sample(cls, "NG", 4, view, "AK", True))
+            test.append(realiad_sample(cls, "NG", 5, view, "QS", False))
+        base = root / "realiad_256" / cls
+        for rec in train + test:
+            write_image(base / rec["image_path"], REALIAD_SIZE, "RGB", seed := seed + 1)
+            if rec["mask_path"]:
+                write_mask(base / rec["mask_path"], REALIAD_SIZE, (4, 4, 12, 12))
+        jdir = root / "realiad_jsons" / "realiad_jsons"
+        jdir.mkdir(parents=True, exist_ok=True)
+        meta = {"prefix": "", "normal_class": "OK"}
+        (jdir / f"{cls}.json").write_text(json.dumps({"meta": meta, "train": train, "test": test}))
+    return {"classes": list(REALIAD_CLASSES), "train": 4 * len(REALIAD_CLASSES), "test": 6 * len(REALIAD_CLASSES),
+            "test_anomalous": 2 * len(REALIAD_CLASSES)}
+
+
+def build_meta(root: Path) -> dict:
+    """An ADer meta.json (hand written) over a small MVTec-style tree with non-MVTec folder names."""
+    seed = 300
+    train, test = {}, {}
+    for cls in ("tile", "screw"):
+        train[cls], test[cls] = [], []
+        for i in range(2):
+            rel = f"imgs/{cls}/n{i}.png"
+            write_image(root / rel, (40, 40), "RGB", seed := seed + 1)
+            train[cls].append({"img_path": rel, "mask_path": "", "cls_name": cls, "specie_name": "", "anomaly": 0})
+        rel, mrel = f"imgs/{cls}/a0.png", f"gts/{cls}/a0.png"
+        write_image(root / rel, (40, 40), "RGB", seed := seed + 1)
+        write_mask(root / mrel, (40, 40), (0, 0, 10, 10))
+        test[cls].append({"img_path": rel, "mask_path": mrel, "cls_name": cls, "specie_name": "cut", "anomaly": 1})
+        test[cls].append({"img_path": f"imgs/{cls}/n0.png", "mask_path": "", "cls_name": cls,
+                          "specie_name": "good", "anomaly": 0})
+    (root / "meta.json").write_text(json.dumps({"train": train, "test": test}))
+    return {"classes": ["screw", "tile"], "train": 4, "test": 4, "test_anomalous": 2}
