@@ -7,7 +7,8 @@ runs at the neck's resolution; stages 1–3 first upsample x2 (bias-free Linear 
 pixel-shuffle, LayerNorm(out_dim)). Stage 1/2/3 outputs reconstruct encoder scales 3/2/1. Everything is
 channels-last ``(B, H, W, C)`` inside; the layout changes only on entry and exit.
 
-Init (as the released code): Linear weights trunc-normal std 0.02 with zero bias, LayerNorm 1/0; convs
+Init (as the released code): Linear weights timm ``trunc_normal_`` std 0.02 (cut at ±2 absolute, so in
+effect normal) with zero bias, LayerNorm 1/0; convs
 keep PyTorch's default init; learnable tokens and attention biases start at zero.
 
 Names vs. the released code: ``stages`` = ``layers_up``; ``Upsample`` = ``PatchExpand2D`` (``proj`` =
