@@ -49,6 +49,7 @@ GAIN = (0.88, 1.12)
 GAMMA = (0.85, 1.15)
 COLOUR_CAST = 0.03
 NOISE_STD = 1.5  # grey levels
+PNG_COMPRESSION = 1  # zlib level: fast to write, lossless like every level
 
 # name -> (source, kind, tint or None for grayscale output, object crop (cx, cy, side) or None, defects)
 CLASSES = {
@@ -186,7 +187,7 @@ def _write_class(out: Path, index: int, name: str, seed: int) -> Counter:
         folder = out / name / split / "good"
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            _finish(rng, _normal(rng, src, name)).save(folder / f"{i:03d}.png")
+            _finish(rng, _normal(rng, src, name)).save(folder / f"{i:03d}.png", compress_level=PNG_COMPRESSION)
         counts[f"{split}/good"] += n
     for defect in defects:
         folder, gt = out / name / "test" / defect, out / name / "ground_truth" / defect
@@ -194,8 +195,8 @@ def _write_class(out: Path, index: int, name: str, seed: int) -> Counter:
         gt.mkdir(parents=True, exist_ok=True)
         for i in range(NUM_PER_DEFECT):
             img, mask = _apply(rng, _normal(rng, src, name), name, defect, foreign)
-            _finish(rng, img).save(folder / f"{i:03d}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(gt / f"{i:03d}_mask.png")
+            _finish(rng, img).save(folder / f"{i:03d}.png", compress_level=PNG_COMPRESSION)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(gt / f"{i:03d}_mask.png", compress_level=PNG_COMPRESSION)
         counts[f"test/{defect}"] += NUM_PER_DEFECT
     return counts
 

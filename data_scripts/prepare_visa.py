@@ -1,0 +1,12 @@
+"""Check a downloaded dataset: python data_scripts/prepare_visa.py ARCHIVE_OR_FOLDER [--write-meta].
+
+Extracts an archive once, checks the layout, prints counts per class and split, validates that every
+anomalous image has a mask of its size (header reads), and with --write-meta writes an ADer meta.json.
+The logic lives in omniad_lite/data/prepare.py.
+"""
+import sys
+
+from omniad_lite.data.prepare import script_main
+
+if __name__ == "__main__":
+    sys.exit(script_main("visa"))
