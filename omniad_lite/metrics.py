@@ -126,12 +126,18 @@ def _distinct(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.diff(np.r_[starts, sorted_values.size])
 
 
+def _levels(pos_sorted: np.ndarray, neg_sorted: np.ndarray):
+    """Distinct positive score levels (ascending): start index, count, and negatives below / tied."""
+    starts, counts = _distinct(pos_sorted)
+    values = pos_sorted[starts]
+    neg_lt = np.searchsorted(neg_sorted, values, "left")  # negatives strictly below each level
+    neg_eq = np.searchsorted(neg_sorted, values, "right") - neg_lt  # negatives tied with it
+    return starts, counts, neg_lt, neg_eq
+
+
 def _rank_metrics(pos_sorted: np.ndarray, neg_sorted: np.ndarray) -> tuple[float, float, float]:
     """Exact AUROC, AP and F1-max from ascending positive and negative scores (sklearn's tie rules)."""
-    starts, counts = _distinct(pos_sorted)
-    values = pos_sorted[starts]  # distinct positive scores, ascending
-    neg_lt = np.searchsorted(neg_sorted, values, "left")  # negatives strictly below each value
-    neg_eq = np.searchsorted(neg_sorted, values, "right") - neg_lt  # negatives tied with it
+    starts, counts, neg_lt, neg_eq = _levels(pos_sorted, neg_sorted)
     return rank_metrics_from_counts(counts, pos_sorted.size - starts, neg_lt, neg_eq, neg_sorted.size)
 
 
@@ -155,24 +161,22 @@ def rank_metrics_from_counts(counts, tp, neg_lt, neg_eq, n_neg: int) -> tuple[fl
     return auroc, ap, f1max
 
 
-def aupro_from_steps(dx: np.ndarray, y_before: np.ndarray, y_after: np.ndarray,
-                      limit: float = AUPRO_FPR_LIMIT) -> float:
-    """Area under a PRO curve given as steps in decreasing-threshold order, up to FPR ``limit``, / limit.
+def aupro_from_levels(pro_gain, fpr_above, fpr_at_least, limit: float = AUPRO_FPR_LIMIT) -> float:
+    """Area under the PRO curve up to FPR ``limit``, divided by ``limit``, summed level by level.
 
-    Step ``i`` moves FPR by ``dx[i]`` while PRO goes linearly from ``y_before[i]`` to ``y_after[i]`` (a tie of
-    normal and anomalous pixels is a diagonal; vertical moves with no normal pixel add no area).
+    The PRO curve (threshold decreasing) rises only at anomalous score levels. Level ``u`` adds ``pro_gain[u]``
+    while FPR moves from ``fpr_above[u]`` (normal pixels ``> u``) to ``fpr_at_least[u]`` (``>= u``): a vertical
+    step without tied normal pixels, a diagonal (the trapezoid between the two curve points) with them. Its
+    share of the area left of ``limit`` is ``gain × ∫₀^limit clip((x - x0) / (x1 - x0), 0, 1) dx``, so summing
+    over levels gives exactly the trapezoid integral of the curve through all distinct thresholds, with the
+    curve interpolated linearly at ``limit`` — no loop over the (millions of) normal-pixel thresholds.
     """
-    x_after = np.cumsum(dx)
-    x_before = x_after - dx
-    full = x_after <= limit
-    area = float(np.sum(dx[full] * (y_before[full] + y_after[full]) * 0.5))
-    cross = np.flatnonzero(~full)
-    if cross.size:
-        i = cross[0]
-        frac = (limit - x_before[i]) / dx[i]
-        y_lim = y_before[i] + frac * (y_after[i] - y_before[i])
-        area += (limit - x_before[i]) * (y_before[i] + y_lim) * 0.5
-    return float(area / limit)
+    x0, x1 = np.asarray(fpr_above, np.float64), np.asarray(fpr_at_least, np.float64)
+    width = x1 - x0
+    after = np.clip(limit - x1, 0.0, None)  # full-gain part right of the segment
+    inside = np.clip(np.minimum(limit, x1) - x0, 0.0, None)  # part of the segment left of the limit
+    ramp = np.divide(inside ** 2, 2 * width, out=np.zeros_like(width), where=width > 0)
+    return float(np.sum(np.asarray(pro_gain) * (after + ramp)) / limit)
 
 
 class _PixelSets:
@@ -198,13 +202,10 @@ class _PixelSets:
         return (self.prefix[-1] - self.prefix[np.searchsorted(self.pos, t, side)]) / self.num_regions
 
     def kit_aupro(self) -> float:
+        starts, counts, neg_lt, neg_eq = _levels(self.pos, self.neg)
+        gain = (self.prefix[starts + counts] - self.prefix[starts]) / self.num_regions  # PRO added per level
         n_neg = self.neg.size
-        first = max(n_neg - int(np.ceil(AUPRO_FPR_LIMIT * n_neg)), 0)
-        start = np.searchsorted(self.neg, self.neg[first], "left")  # keep the whole tie group at the crossing
-        starts, counts = _distinct(self.neg[start:])
-        values = self.neg[start:][starts][::-1]  # distinct normal scores above the crossing, descending
-        dx = counts[::-1] / n_neg
-        return aupro_from_steps(dx, self.pro_at_least(values, "right"), self.pro_at_least(values, "left"))
+        return aupro_from_levels(gain, (n_neg - neg_lt - neg_eq) / n_neg, (n_neg - neg_lt) / n_neg)
 
     def released_aupro(self) -> float:
         ths = self.lo + (self.hi - self.lo) / RELEASED_PRO_STEPS * np.arange(RELEASED_PRO_STEPS)

@@ -132,7 +132,6 @@ class MetricAccumulator:
         b = np.flatnonzero(self.pos_hist)
         auroc, ap, f1max = _m.rank_metrics_from_counts(self.pos_hist[b], tp[b], neg_lt[b], self.neg_hist[b], n_neg)
         w_ge = np.cumsum(self.pos_weight[::-1])[::-1] / self.num_regions  # PRO at >= bin
-        w_gt = w_ge - self.pos_weight / self.num_regions  # PRO above the bin
         lo, hi = self.score_range
         centres = lo + (np.arange(self.num_bins) + 0.5) * ((hi - lo) / self.num_bins)
         if self.protocol == "released":
@@ -147,6 +146,7 @@ class MetricAccumulator:
             fp_f1 = neg_ge[first].astype(np.float64)
             f1max = float(np.max(2 * tp_f1 / (n_pos + tp_f1 + fp_f1)))
         else:
-            d = np.flatnonzero(self.neg_hist)[::-1]  # bins holding normal pixels, descending score
-            aupro = _m.aupro_from_steps(self.neg_hist[d] / n_neg, w_gt[d], w_ge[d])
+            neg_le = neg_lt + self.neg_hist
+            aupro = _m.aupro_from_levels(self.pos_weight[b] / self.num_regions, (n_neg - neg_le[b]) / n_neg,
+                                         (n_neg - neg_lt[b]) / n_neg)
         return dict(pixel_auroc=auroc, pixel_ap=ap, pixel_f1max=f1max, pixel_aupro=aupro)
