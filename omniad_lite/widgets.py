@@ -167,3 +167,52 @@ def display_figure(fig: Figure) -> None:
 
     display(fig)
     plt.close(fig)
+
+
+class LiveLossPlot:
+    """A ``train(..., callback=...)`` callback that redraws the loss curve from ``history.csv`` as it grows.
+
+    In a notebook the figure is updated in place (one output, ``display_id``); elsewhere it does nothing,
+    so scripts pay no cost. Call the object once more after training to draw the final curve.
+
+    Args:
+        run_dir: the run directory ``train`` writes (its ``history.csv`` is read).
+        every_s: redraw at most this often (seconds).
+    """
+
+    def __init__(self, run_dir, every_s: float = 5.0):
+        from pathlib import Path
+
+        self.history = Path(run_dir) / "history.csv"
+        self.every_s = every_s
+        self._last = 0.0
+        self._handle = None
+        self.redraws = 0
+
+    def __call__(self, step: int | None = None, model=None) -> None:
+        import time
+
+        from .plots import loss_curve
+
+        now = time.monotonic()
+        if step is not None and now - self._last < self.every_s:
+            return
+        self._last = now
+        if not widgets_available() or not self.history.is_file():
+            return
+        try:
+            import pandas as pd
+            history = pd.read_csv(self.history)
+        except (OSError, ValueError):  # the file is being appended: try at the next step
+            return
+        if len(history) < 1:
+            return
+        from IPython.display import display
+
+        fig = loss_curve(history)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)
+        self.redraws += 1

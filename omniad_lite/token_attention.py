@@ -1,0 +1,60 @@
+"""Where the learnable tokens look: attention weights of an Omni-block's global branch, for the notebooks.
+
+:class:`omniad_lite.omni_block.TokenAttention` runs fused ``scaled_dot_product_attention`` and never forms
+the attention matrix. To *show* it, :func:`query_token_attention` recomputes ``softmax(q kᵀ / sqrt(d))`` of
+attention (a) — the learnable query tokens attending to the block's input positions — from the module's own
+``q``/``kv`` layers and tokens, and :func:`block_input` captures what a decoder block receives with a forward
+pre-hook. Nothing here changes the model. The learnable post-softmax bias (released ``pe2``) is left out on
+purpose: it is the same for every position, so it shifts a token's output but not *where* it looks.
+Paper: arXiv 2503.21125, Fig. 2; released code github easyoo/Omni-AD ``model/omniad.py`` (``ToProxy2``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+
+
+@torch.no_grad()
+def query_token_attention(global_branch, x: torch.Tensor) -> torch.Tensor:
+    """Attention of the learnable query tokens (attention (a)) over the positions of ``x``.
+
+    Args:
+        global_branch: an :class:`omniad_lite.omni_block.GlobalBranch` (``block.global_branch``).
+        x: the block's input ``(B, H, W, C)`` (channels last).
+
+    Returns:
+        ``(B, heads, Nq, H, W)`` weights; each token's map sums to 1 over ``H × W``.
+    """
+    attn = global_branch.attn_a
+    heads = attn.num_heads
+    _, height, width, channels = x.shape
+    q = rearrange(attn.q(global_branch.query_tokens), "n (h d) -> h n d", h=heads)  # (heads, Nq, d)
+    k, _ = attn.kv(rearrange(x, "b h w c -> b (h w) c")).chunk(2, dim=-1)  # (B, HW, C)
+    k = rearrange(k, "b n (h d) -> b h n d", h=heads)  # (B, heads, HW, d)
+    scores = torch.einsum("hqd,bhkd->bhqk", q, k) / math.sqrt(channels // heads)  # (B, heads, Nq, HW)
+    return rearrange(scores.softmax(dim=-1), "b h q (y x) -> b h q y x", y=height, x=width)
+
+
+@torch.no_grad()
+def block_input(model, images: torch.Tensor, stage: int, block: int = 0) -> torch.Tensor:
+    """The input ``(B, H, W, C)`` that decoder ``stage``'s Omni-block number ``block`` receives for ``images``.
+
+    Args:
+        model: an :class:`omniad_lite.model.OmniAD` (eval mode recommended: no feature jitter).
+        images: ``(B, 3, S, S)`` normalised images.
+        stage: decoder stage index (0 = coarsest, 8² for 256² inputs).
+        block: block index within the stage.
+    """
+    stages = model.decoder.stages
+    if not 0 <= stage < len(stages) or not 0 <= block < len(stages[stage].blocks):
+        raise ValueError(f"no decoder block ({stage}, {block}); the decoder has depths "
+                         f"{[len(s.blocks) for s in stages]}")
+    captured: list[torch.Tensor] = []
+    handle = stages[stage].blocks[block].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+    try:
+        model(images)
+    finally:
+        handle.remove()
+    return captured[0]
