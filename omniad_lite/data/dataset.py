@@ -49,6 +49,7 @@ class AnomalyDataset(Dataset):
         self.image_size = int(image_size)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self._scale, self._shift = 1.0 / (UINT8_MAX * self.std), self.mean / self.std  # (3, 1, 1) each
         self.class_names = class_names(self.samples)
         self.labels = np.array([s.label for s in self.samples], dtype=np.int64)
         self.cache = ImageCache(self.samples, self.image_size, cache_dir, progress) if cache_dir else None
@@ -65,8 +66,8 @@ class AnomalyDataset(Dataset):
 
     def normalise(self, image_uint8: np.ndarray) -> torch.Tensor:
         """``(S, S, 3)`` uint8 → ``(3, S, S)`` float32, scaled to [0, 1] then normalised."""
-        x = torch.from_numpy(np.ascontiguousarray(image_uint8)).permute(2, 0, 1).float() / UINT8_MAX  # (3, S, S)
-        return (x - self.mean) / self.std
+        x = torch.from_numpy(np.ascontiguousarray(image_uint8)).permute(2, 0, 1).contiguous().float()  # (3, S, S)
+        return x.mul_(self._scale).sub_(self._shift)  # (x / 255 - mean) / std, in place
 
     def __getitem__(self, i: int) -> dict:
         image, mask = self.raw(i)
