@@ -78,6 +78,8 @@ def test_demo_root_generates_once(tmp_path: Path) -> None:
     no_cache = dataset_from_config(DataConfig(root=str(root), format="auto", image_size=16, cache_images=False,
                                               cache_dir=str(tmp_path)), "test", progress=False)
     assert no_cache.cache is None and len(no_cache) == len(load_samples(root, "mvtec", "test"))
+    with pytest.raises(ValueError, match=r"data.root is None .* data.format='visa'; set data.root"):
+        dataset_from_config(DataConfig(root=None, format="visa", cache_dir=str(tmp_path)), "train")
 
 
 def test_default_cache_dir_env(monkeypatch, tmp_path: Path) -> None:

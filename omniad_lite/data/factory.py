@@ -23,7 +23,11 @@ def dataset_from_config(data_cfg, split: str, mean: tuple[float, ...] = IMAGENET
     """
     cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
     if data_cfg.root is None:
-        root, fmt = demo_root(cache_dir), "mvtec" if data_cfg.format in ("auto", "mvtec") else data_cfg.format
+        if data_cfg.format not in ("auto", "mvtec"):
+            raise ValueError(f"data.root is None (the demo dataset, MVTec layout) but data.format="
+                             f"{data_cfg.format!r}; set data.root to your dataset folder (--data-root) or "
+                             f"data.format='mvtec'")
+        root, fmt = demo_root(cache_dir), "mvtec"
     else:
         root, fmt = data_cfg.root, data_cfg.format
     samples = load_samples(root, fmt, split, data_cfg.classes, **dict(data_cfg.options or {}))
