@@ -5,15 +5,19 @@ protocols are in that module's docstring. The released code (ADer ``evaluator``)
 set in memory before scoring; that does not fit for Real-IAD-sized test sets, so this is our addition.
 
 Scheme: anomaly maps from :func:`omniad_lite.scoring.anomaly_map` lie in the known range ``[0, 2]``
-(``1 - cos`` averaged and blurred). Pixels are binned into ``num_bins`` equal bins over ``score_range``; per
-bin we keep three numbers: normal pixel count, anomalous pixel count, and the anomalous pixels' PRO weight
-``Σ 1/|region|`` (regions are 8-connected components within one image, labelled per batch, so a region
-never straddles two updates). PRO(t) = (weight above t) / (number of regions), so only the total region
-count is needed at the end. Each bin then acts as one threshold level: the curve metrics are computed by
-the same code as the exact path, with pixels inside a bin treated as ties. Memory: ``3 × num_bins`` numbers
-(24 bytes × num_bins, 6 MiB at the default 2¹⁸ bins) plus one float per image for the image metrics, which
-stay exact. Error: bounded by the mass that shares a bin; ``tests/test_metrics.py`` checks pixel AUROC/AP
-within 1e-4 and AU-PRO within 1e-3 of the exact values on realistic maps.
+(``1 - cos`` averaged and blurred). Pixels are binned over ``score_range`` with *floating-point* bins: the
+offset ``s = (v - lo) / (hi - lo)`` in ``[0, 1]`` is cast to float32 and its bit pattern (exponent and the
+top ``m`` mantissa bits) is the bin, for ``s >= 2**-24`` (below: bin 0). Bins are thus ``2**-m`` relative wide
+at every scale — fine near ``lo``, where normal pixels of a good model crowd (1 - cos ≈ 1e-3 … 1e-1),
+and never coarser than ``2**-m`` of the value — with ``24 · 2**m + 1`` bins in all; ``m`` is the largest
+that keeps this within ``num_bins`` (default 2¹⁸ → m = 13, 196,609 bins). Per bin we keep three numbers:
+normal pixel count, anomalous pixel count, and the anomalous pixels' PRO weight ``Σ 1/|region|``
+(regions are 8-connected components within one image, labelled per batch, so a region never straddles two
+updates). PRO(t) = (weight above t) / (number of regions), so only the total region count is needed at the
+end. Each bin then acts as one threshold level: the curve metrics are computed by the same code as the
+exact path, with pixels inside a bin treated as ties. Memory: ``24 bytes × bins`` (4.5 MiB by default)
+plus one float per image for the image metrics, which stay exact. ``tests/test_metrics.py`` checks pixel
+AUROC/AP within 1e-4 and AU-PRO within 1e-3 of the exact values.
 """
 from __future__ import annotations
 
@@ -22,7 +26,11 @@ from scipy import ndimage
 
 from . import metrics as _m
 
-DEFAULT_NUM_BINS = 2 ** 18  # bin width 7.6e-6 over [0, 2]
+DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
+FLOAT32_MANTISSA_BITS = 23
+FLOOR_OCTAVES = 24  # offsets below 2**-24 of the range share bin 0
+FLOOR = np.float32(2.0 ** -FLOOR_OCTAVES)
+FLOOR_BITS = int(FLOOR.view(np.int32))
 SCORE_RANGE = (0.0, 2.0)  # 1 - cosine similarity, averaged over scales and blurred, stays in [0, 2]
 RANGE_TOLERANCE = 1e-4  # values this far outside the range (float rounding) are clipped into the end bins
 
@@ -32,7 +40,7 @@ class MetricAccumulator:
 
     Args:
         protocol: ``"kit"`` or ``"released"`` (see :mod:`omniad_lite.metrics`).
-        num_bins: histogram bins over ``score_range``.
+        num_bins: at most this many histogram bins (floating-point bins, see the module docstring).
         score_range: ``(lo, hi)`` that contains every map value (default ``[0, 2]``, the range of
             ``anomaly_map``); values further than ``RANGE_TOLERANCE · (hi - lo)`` outside raise.
         allow_undefined: NaN instead of a ``ValueError`` for metrics the data cannot define.
@@ -45,9 +53,17 @@ class MetricAccumulator:
         lo, hi = map(float, score_range)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise ValueError(f"score_range={score_range!r}: need finite lo < hi")
-        if int(num_bins) < 2:
-            raise ValueError(f"num_bins={num_bins!r}: need at least 2 bins")
-        self.protocol, self.num_bins, self.score_range = protocol, int(num_bins), (lo, hi)
+        mantissa_bits = int(np.floor(np.log2(max(int(num_bins) - 1, 1) / FLOOR_OCTAVES)))
+        if not 0 <= mantissa_bits <= FLOAT32_MANTISSA_BITS:
+            raise ValueError(f"num_bins={num_bins!r}: give between {FLOOR_OCTAVES + 1} and "
+                             f"{FLOOR_OCTAVES * 2 ** FLOAT32_MANTISSA_BITS + 1} bins")
+        self._shift = FLOAT32_MANTISSA_BITS - mantissa_bits
+        self.num_bins = FLOOR_OCTAVES * 2 ** mantissa_bits + 1
+        self.protocol, self.score_range = protocol, (lo, hi)
+        edge_bits = FLOOR_BITS + (np.arange(self.num_bins + 1, dtype=np.int64) << self._shift)
+        edges = edge_bits.astype(np.int32).view(np.float32).astype(np.float64)
+        edges[0] = 0.0  # bin 0 also holds offsets below the floor
+        self.centres = lo + (hi - lo) * 0.5 * (edges[:-1] + edges[1:])  # (num_bins,) bin centres, value units
         self.allow_undefined = allow_undefined
         self.reset()
 
@@ -73,8 +89,8 @@ class MetricAccumulator:
         if values.size and (values.min() < lo - tol or values.max() > hi + tol):
             raise ValueError(f"map values [{values.min():.4g}, {values.max():.4g}] fall outside score_range "
                              f"{self.score_range}; pass MetricAccumulator(score_range=(lo, hi)) covering them")
-        idx = np.floor((values - lo) * (self.num_bins / (hi - lo))).astype(np.int64)
-        return np.clip(idx, 0, self.num_bins - 1)
+        offset = np.clip((values - lo) / (hi - lo), FLOOR, 1.0).astype(np.float32)  # monotone cast
+        return (offset.view(np.int32) - FLOOR_BITS) >> self._shift
 
     def update(self, image_scores, image_labels, maps, masks) -> None:
         """Add a batch.
@@ -132,8 +148,7 @@ class MetricAccumulator:
         b = np.flatnonzero(self.pos_hist)
         auroc, ap, f1max = _m.rank_metrics_from_counts(self.pos_hist[b], tp[b], neg_lt[b], self.neg_hist[b], n_neg)
         w_ge = np.cumsum(self.pos_weight[::-1])[::-1] / self.num_regions  # PRO at >= bin
-        lo, hi = self.score_range
-        centres = lo + (np.arange(self.num_bins) + 0.5) * ((hi - lo) / self.num_bins)
+        centres = self.centres
         if self.protocol == "released":
             ths = self.map_min + (self.map_max - self.map_min) / _m.RELEASED_PRO_STEPS * np.arange(_m.RELEASED_PRO_STEPS)
             first_above = np.searchsorted(centres, ths, "right")  # bins with centre > th
