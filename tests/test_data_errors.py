@@ -113,7 +113,8 @@ def test_realiad_json_missing_keys(tmp_path: Path) -> None:
 
 def test_realiad_bad_options(tmp_path: Path) -> None:
     build_realiad(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"realiad_512 does not exist; pass resolution= one of \['realiad_256'\]"):
+    expected = r"realiad_512 does not exist; pass resolution= one of \['realiad_256'\]"
+    with pytest.raises(FileNotFoundError, match=expected):
         load_samples(tmp_path, "realiad", "train", resolution="realiad_512")
     with pytest.raises(ValueError, match=r"views=\[6\]"):
         load_samples(tmp_path, "realiad", "train", views=[6])
