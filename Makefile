@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omniad-installed
 
-.PHONY: install test lab clean-venv
+.PHONY: install test lab demo clean-venv
 
 install: $(STAMP)
 
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# `make demo` (owned by the notebooks part): notebook 00 through papermill into runs/demo/, then the table.
+DEMO_DIR := runs/demo
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_DIR)
+	$(VENV)/bin/papermill --cwd . notebooks/00_quickstart.ipynb $(DEMO_DIR)/00_quickstart.ipynb -p output_dir $(DEMO_DIR)
+	@$(PY) -c "import pandas as pd; print(pd.read_csv('$(DEMO_DIR)/run/metrics.csv', index_col=0).to_string())"
+	@echo "executed notebook: $(DEMO_DIR)/00_quickstart.ipynb  heatmaps: $(DEMO_DIR)/heatmaps.png  run: $(DEMO_DIR)/run"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
