@@ -240,6 +240,12 @@ def _train(cfg, run_dir, info, *, resume, overwrite, progress, max_steps, callba
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{row['lr']:.1e}", img_s=f"{row['images_per_s']:.1f}")
                 window_loss.zero_()
                 window_count, window_t0 = 0, now
+            if (end_of_epoch and t_cfg.eval_every and (step // steps_per_epoch) % t_cfg.eval_every == 0
+                    and step < total_steps):
+                if info.is_main:
+                    evals.append(periodic_evaluation(model, cfg, step, step // steps_per_epoch, device, progress))
+                    model.train()
+                dist_utils.barrier(info)
             if step % t_cfg.checkpoint_every == 0 or step == stop_at:
                 if window_count:
                     window_mean()  # never checkpoint a non-finite model
@@ -250,12 +256,6 @@ def _train(cfg, run_dir, info, *, resume, overwrite, progress, max_steps, callba
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict(), "rng": rngs, "evals": evals,
                         "window": {"loss": float(window_loss), "count": window_count}})
-            if (end_of_epoch and t_cfg.eval_every and (step // steps_per_epoch) % t_cfg.eval_every == 0
-                    and step < total_steps):
-                if info.is_main:
-                    evals.append(periodic_evaluation(model, cfg, step, step // steps_per_epoch, device, progress))
-                    model.train()
-                dist_utils.barrier(info)
             if callback is not None:
                 callback(step, model)
             if step >= stop_at:

@@ -199,3 +199,39 @@ def test_teacher_cache_matches_encoder(tiny_root, tmp_path):
         hist = read_history(tmp_path / mode)
         assert [r["loss"] for r in hist] == pytest.approx([r["loss"] for r in ref_hist], rel=2e-3)
     assert list((tmp_path / "cache" / "teacher").glob("*/scale0.npy"))
+
+
+def test_full_run_cli_metrics_and_eval(tiny_root, tmp_path, capsys):
+    """`omniad-lite train` to the end (periodic eval each epoch), then `omniad-lite eval` on the run."""
+    import pandas as pd
+
+    from omniad_lite.cli import main
+
+    cfg = tiny_config(tiny_root, tmp_path / "cache", iterations=None, epochs=2, eval_every=1, log_every=3)
+    cfg.save(tmp_path / "cfg.json")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(run)]) == 0
+    assert "mean" in capsys.readouterr().out
+    assert {p.name for p in run.iterdir()} >= {"config.json", "history.csv", "model.safetensors",
+                                                "train_state.pt", "metrics.json", "metrics.csv"}
+    hist = read_history(run)
+    assert [r["step"] for r in hist] == [3, 4, 6, 8]  # every 3 steps and at each epoch end (4 steps/epoch)
+    metrics = json.loads((run / "metrics.json").read_text())
+    table = pd.read_csv(run / "metrics.csv", index_col=0)
+    assert list(table.index) == ["alpha", "beta", "mean"]
+    assert metrics["headline"] == "final" and metrics["step"] == 8
+    assert metrics["final"]["mean"]["image_auroc"] == pytest.approx(table.loc["mean", "image_auroc"], abs=0.01)
+    best = metrics["best_over_training"]
+    assert [e["epoch"] for e in best["evaluations"]] == [1, 2]  # epoch 1 periodic, epoch 2 = final
+    for k, v in best["mean"].items():
+        assert v == max(e["mean"][k] for e in best["evaluations"])
+        assert v >= metrics["final"]["mean"][k]
+    # a second `train` into the same folder refuses; `eval` re-evaluates the saved model identically
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    (run / "metrics.csv").unlink()
+    assert main(["eval", "--run", str(run), "--device", "cpu", "--batch-size", "3"]) == 0
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["final"]["mean"] == pytest.approx(metrics["final"]["mean"], abs=0.051)  # rounded to 0.1
+    assert again["best_over_training"] == metrics["best_over_training"]
+    assert (run / "metrics.csv").is_file()
