@@ -150,7 +150,8 @@ class MetricAccumulator:
         w_ge = np.cumsum(self.pos_weight[::-1])[::-1] / self.num_regions  # PRO at >= bin
         centres = self.centres
         if self.protocol == "released":
-            ths = self.map_min + (self.map_max - self.map_min) / _m.RELEASED_PRO_STEPS * np.arange(_m.RELEASED_PRO_STEPS)
+            step = (self.map_max - self.map_min) / _m.RELEASED_PRO_STEPS
+            ths = self.map_min + step * np.arange(_m.RELEASED_PRO_STEPS)
             first_above = np.searchsorted(centres, ths, "right")  # bins with centre > th
             neg_ge = np.r_[np.cumsum(self.neg_hist[::-1])[::-1], 0]
             pro_ge = np.r_[w_ge, 0.0]

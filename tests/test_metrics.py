@@ -7,7 +7,8 @@ import pytest
 from skimage import measure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from omniad_lite.metrics import METRIC_NAMES, MetricAccumulator, compute_metrics, metrics_table, save_table
+from omniad_lite.metrics import (IMAGE_METRICS, METRIC_NAMES, MetricAccumulator, compute_metrics, metrics_table,
+                                  save_table)
 
 
 def make_data(seed=0, n=16, size=48, levels=None, dtype=np.float32):
@@ -171,9 +172,6 @@ def test_accumulator_close_to_exact(protocol):
     assert approx["pixel_f1max"] == pytest.approx(exact["pixel_f1max"], abs=1e-3)
     small = MetricAccumulator(protocol=protocol, num_bins=1024)
     assert small.num_bins <= 1024 and small.nbytes == 3 * 8 * small.num_bins  # memory set by num_bins only
-
-
-IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1max")
 
 
 def test_only_normal_images_error_or_nan():
