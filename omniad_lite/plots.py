@@ -200,20 +200,26 @@ def pro_curve(maps, masks, *, max_fpr: float = PRO_MAX_FPR, num_thresholds: int 
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both be (N, H, W)")
     if not masks.any() or masks.all():
         raise ValueError("pro_curve needs ground truth with both anomalous and normal pixels")
-    regions = [(i, lab == r) for i in range(len(masks)) for lab in [label(masks[i], connectivity=2)]
-               for r in range(1, lab.max() + 1)]
-    normal = ~masks
+    region_ids = np.zeros(masks.shape, np.int64)  # (N, H, W): 0 = normal, k = k-th region of all images
+    num_regions = 0
+    for i in range(len(masks)):
+        lab = label(masks[i], connectivity=2)  # 8-connected components
+        region_ids[i] = np.where(lab > 0, lab + num_regions, 0)
+        num_regions += int(lab.max())
+    ids, id_scores = region_ids[masks], maps[masks]  # anomalous pixels: their region and score
+    region_sizes = np.bincount(ids, minlength=num_regions + 1)[1:]
+    normal_scores = np.sort(maps[~masks])
     thresholds = np.linspace(maps.max(), maps.min(), num_thresholds)  # high → low: FPR increases
     fpr, pro = [0.0], [0.0]
     for t in thresholds:
-        pred = maps >= t  # (N, H, W)
-        f = float(pred[normal].mean())
-        p = float(np.mean([pred[i][region].mean() for i, region in regions]))
+        f = 1.0 - np.searchsorted(normal_scores, t, side="left") / normal_scores.size  # share >= t
+        covered = np.bincount(ids[id_scores >= t], minlength=num_regions + 1)[1:]
+        p = float(np.mean(covered / region_sizes))
         if f > max_fpr:  # close the curve at max_fpr, interpolating linearly from the last point
             pro.append(pro[-1] + (p - pro[-1]) * (max_fpr - fpr[-1]) / (f - fpr[-1]))
             fpr.append(max_fpr)
             break
-        fpr.append(f)
+        fpr.append(float(f))
         pro.append(p)
     return np.asarray(fpr), np.asarray(pro)
 

@@ -195,3 +195,17 @@ def test_explorer_widgets_follow_controls(monkeypatch):
     img_slider.value = 2
     thr_slider.value = 0.9
     assert box.last_drawn == (data.indices("b")[2], 0.9)
+
+
+def test_pro_curve_area_matches_metrics_aupro():
+    """Our sampled PRO curve's area agrees with omniad_lite.metrics' exact AU-PRO (independent code)."""
+    from omniad_lite.metrics import compute_metrics
+
+    rng = np.random.default_rng(1)
+    masks = np.zeros((6, 24, 24), np.uint8)
+    masks[0, 2:6, 2:9] = masks[1, 10:20, 12:15] = masks[2, 5:8, 5:8] = masks[2, 15:22, 1:4] = 1
+    maps = rng.random(masks.shape) + 1.5 * masks * rng.random(masks.shape)  # informative but noisy
+    labels = masks.reshape(6, -1).max(1)
+    exact = compute_metrics(maps.reshape(6, -1).max(1), labels, maps, masks, "kit")["pixel_aupro"]
+    fpr, pro = plots.pro_curve(maps, masks, num_thresholds=2000)
+    assert abs(plots._trapezoid(pro, fpr) / plots.PRO_MAX_FPR - exact) < 0.01

@@ -57,7 +57,7 @@ check_param("live_every_s", live_every_s, (int, float), positive=True)
 output_dir = output_path(output_dir)
 run_dir = output_dir / "run"
 omniad_lite.seed_everything(cfg.train.seed)
-flat = pd.json_normalize(cfg.to_dict()).iloc[0]  # dotted keys → values
+flat = pd.json_normalize(cfg.to_dict()).iloc[0].to_dict()  # dotted keys → plain values
 print("changed from the preset:", {k: flat[k] for k in cfg.diff(presets.get(preset))})
 
 # %%
