@@ -51,7 +51,7 @@ IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1max")
 PIXEL_METRICS = ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")
 METRIC_NAMES = IMAGE_METRICS + PIXEL_METRICS
 AUPRO_FPR_LIMIT = 0.3  # integrate the PRO curve up to this FPR, then divide by it
-RELEASED_PRO_STEPS = 100  # released protocol: equally spaced thresholds between the maps' min and max
+RELEASED_PRO_STEPS = 100  # released protocol (SPEC): thresholds between the maps' min and max (cflow-ad used 200)
 RELEASED_F1_THRESHOLDS = 21  # released protocol: pixel F1 at linspace(0, 1, 21) of the min-max normalised map
 CONNECTIVITY_8 = np.ones((3, 3), dtype=bool)  # 8-connected ground-truth regions
 TABLE_SCALE = 100.0  # tables show percentages, like the papers
@@ -338,7 +338,13 @@ def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-from .metrics_stream import MetricAccumulator  # noqa: E402  (re-exported; lives in its own file)
+def __getattr__(name: str):
+    # MetricAccumulator lives in metrics_stream.py (which imports this module); re-exported lazily here.
+    if name == "MetricAccumulator":
+        from .metrics_stream import MetricAccumulator
+        return MetricAccumulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PROTOCOLS", "METRIC_NAMES", "MetricAccumulator", "check_maps_masks", "compute_metrics",
            "image_metrics", "metrics_table", "save_table"]

@@ -163,6 +163,7 @@ def test_accumulator_close_to_exact(protocol):
     acc = MetricAccumulator(protocol=protocol)
     for i in range(0, 20, 3):  # uneven batches
         acc.update(scores[i:i + 3], labels[i:i + 3], maps[i:i + 3, None], masks[i:i + 3, None])
+    assert acc.nbytes == MetricAccumulator(protocol=protocol).nbytes  # no growth with the images added
     approx = acc.compute()
     for k in IMAGE_METRICS:
         assert approx[k] == exact[k]
