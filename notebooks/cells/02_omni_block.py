@@ -22,7 +22,7 @@ dim = 64                     # channels C of the toy input (the paper's last sta
 side = 16                    # the toy input is (batch, side, side, dim), channels last
 batch = 2
 num_heads = 8                # paper: 8
-num_query_tokens = 64        # paper: 64 = 8 x 8 learnable query tokens
+num_query_tokens = 64        # paper: 64 learnable query tokens (an 8 x 8 grid)
 num_kv_tokens = 64           # paper: 64 learnable key/value tokens
 run_dir = "runs/00_quickstart/run"   # a trained run for the attention maps (00's default output)
 fallback_iterations = 40     # when run_dir has no model: train the demo preset this many steps instead

@@ -32,13 +32,15 @@ device = "auto"                  # "auto" (GPU when available), "cpu", "cuda", "
 amp = "auto"                     # "auto" (bf16/fp16 on GPU, off on CPU), "bf16", "fp16", "off"
 cache_images = True              # decode + resize every image once into a uint8 memmap cache
 cache_teacher_features = "off"   # "off", "memory", "disk": compute the frozen teacher's features once
-overrides = []                   # any other config key, e.g. ["model.ffn=resampled", "train.lr=5e-4"]
+overrides = []                   # any other config key (format: see the next text cell)
 live_every_s = 5.0               # redraw the live loss curve at most this often (seconds)
 output_dir = "runs/03_training"  # the run directory is output_dir/run
 
 # %% [markdown]
 # ## The configuration
-# Every parameter above maps to one config key; `overrides` reaches any other. The config is checked here:
+# Every parameter above maps to one config key; `overrides` reaches any other, as `"section.key=value"`
+# strings (values parsed as JSON): `["model.ffn=resampled", "train.lr=5e-4", "model.decoder_depths=[2,6,6,4]"]`.
+# The config is checked here:
 # an unknown preset, an unknown key or a value of the wrong type stops with a one-line message.
 
 # %%
