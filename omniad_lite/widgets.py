@@ -8,6 +8,8 @@ The released code (github easyoo/Omni-AD) has no visual explorer; this part is o
 """
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,6 +21,7 @@ from .plots import heatmap_gallery, overlay, to_numpy
 
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
 THRESHOLD_STEPS = 100  # slider resolution between the maps' min and max
+FALLBACK_DPI = 72  # resolution of the static PNG stored next to the widget
 
 
 @dataclass
@@ -158,7 +161,27 @@ def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool
     box.redraw = redraw  # tests and notebooks can force a draw
     box.last_drawn = None  # (image index, threshold) of the figure on screen
     redraw()
+    add_png_fallback(box, static_gallery(data, threshold=threshold))
     return box
+
+
+def add_png_fallback(widget, fig: Figure) -> None:
+    """Put a PNG of ``fig`` into ``widget``'s display bundle, next to the widget view, then close ``fig``.
+
+    JupyterLab renders the widget; viewers that cannot (GitHub, nbviewer without widget state, an
+    untrusted notebook) pick the PNG instead of printing ``VBox(...)``.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FALLBACK_DPI, bbox_inches="tight")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    widget_bundle = widget._repr_mimebundle_
+
+    def bundle(**kwargs):
+        data = widget_bundle(**kwargs) or {"text/plain": repr(widget)}
+        return {**data, "image/png": png}
+
+    widget._repr_mimebundle_ = bundle
 
 
 def display_figure(fig: Figure) -> None:

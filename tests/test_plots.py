@@ -1,6 +1,8 @@
 """Tests for omniad_lite.plots, omniad_lite.widgets and omniad_lite.reference_results (Agg backend)."""
 from __future__ import annotations
 
+import base64
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -195,6 +197,9 @@ def test_explorer_widgets_follow_controls(monkeypatch):
     img_slider.value = 2
     thr_slider.value = 0.9
     assert box.last_drawn == (data.indices("b")[2], 0.9)
+    bundle = box._repr_mimebundle_()  # widget view for JupyterLab, a PNG for viewers without widgets
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
 
 
 def test_pro_curve_area_matches_metrics_aupro():
