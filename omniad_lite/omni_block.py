@@ -49,9 +49,13 @@ INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d default
 
 
 def instance_norm_channels_last(x: torch.Tensor, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
-    """Non-affine InstanceNorm over H, W of a channels-last ``(B, H, W, C)`` tensor (= ``nn.InstanceNorm2d``)."""
-    var, mean = torch.var_mean(x, dim=(1, 2), keepdim=True, unbiased=False)  # (B, 1, 1, C)
-    return (x - mean) * torch.rsqrt(var + eps)
+    """Non-affine InstanceNorm over H, W of a channels-last ``(B, H, W, C)`` tensor (= ``nn.InstanceNorm2d``).
+
+    Statistics are computed in float32 so the norm stays accurate under bf16/fp16 autocast.
+    """
+    xf = x.float()
+    var, mean = torch.var_mean(xf, dim=(1, 2), keepdim=True, unbiased=False)  # (B, 1, 1, C)
+    return ((xf - mean) * torch.rsqrt(var + eps)).to(x.dtype)
 
 
 class TokenFFN(nn.Module):
@@ -115,8 +119,8 @@ class TokenAttention(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape))
 
     def _heads(self, t: torch.Tensor, batch: int) -> torch.Tensor:
-        if t.dim() == 2:  # learnable tokens (N, C): shared by the batch
-            t = t.unsqueeze(0).expand(batch, -1, -1)
+        if t.dim() == 2:  # learnable tokens (N, C): shared by the batch; contiguous for fused GPU kernels
+            t = t.unsqueeze(0).expand(batch, -1, -1).contiguous()
         return rearrange(t, "b n (h d) -> b h n d", h=self.num_heads)
 
     def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
