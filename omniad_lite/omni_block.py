@@ -22,19 +22,19 @@ nothing in the ``state_dict``). ``use_global_branch``/``use_local_branch`` are o
 
 Names vs. the released code:
 
-=======================================  ======================================
-omniad_lite                              released code
-=======================================  ======================================
-``GlobalBranch``                         ``ToProxy2``
-``query_tokens`` / ``kv_tokens``         ``learnable_q`` / ``learnable_kv``
-``attn_a.q`` / ``attn_a.kv``             ``q`` / ``kv_x``
-``attn_b.q`` / ``attn_b.kv``             ``q_2`` / ``kv_y``
-``attn_a.bias`` / ``attn_b.bias``        ``pe2`` / ``pe1``
-``ffn_a`` / ``ffn_b``                    ``Attention.ffn`` (``Mlp``, rebuilt per call)
-``LocalBranch.conv3`` / ``.conv5``       ``conv33`` / ``conv55`` (``DWConv``)
-``LocalBranch.fuse``                     ``mlp``
-``OmniBlock.merge_in`` / ``merge_out``   ``l`` / ``l2``
-=======================================  ======================================
+===============================================  ======================================
+omniad_lite                                      released code
+===============================================  ======================================
+``GlobalBranch``                                 ``ToProxy2``
+``query_tokens`` / ``kv_tokens``                 ``learnable_q`` / ``learnable_kv``
+``attn_a.q`` / ``attn_a.kv``                     ``q`` / ``kv_x``
+``attn_b.q`` / ``attn_b.kv``                     ``q_2`` / ``kv_y``
+``attn_a.score_bias`` / ``attn_b.score_bias``    ``pe2`` / ``pe1``
+``ffn_a`` / ``ffn_b``                            ``Attention.ffn`` (``Mlp``, rebuilt per call)
+``LocalBranch.conv3`` / ``.conv5``               ``conv33`` / ``conv55`` (``DWConv``)
+``LocalBranch.fuse``                             ``mlp``
+``OmniBlock.merge_in`` / ``merge_out``           ``l`` / ``l2``
+===============================================  ======================================
 """
 from __future__ import annotations
 
@@ -116,7 +116,9 @@ class TokenAttention(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         shape = (num_heads, num_tokens, 1) if bias_over == "queries" else (num_heads, 1, num_tokens)
-        self.bias = nn.Parameter(torch.zeros(shape))
+        # Named score_bias, not bias: like the released pe1/pe2 it is a 3-D weight, not a Linear bias, so the
+        # usual "no weight decay on biases and 1-D params" rule decays it as the released recipe does.
+        self.score_bias = nn.Parameter(torch.zeros(shape))
 
     def _heads(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         if t.dim() == 2:  # learnable tokens (N, C): shared by the batch; contiguous for fused GPU kernels
@@ -137,9 +139,9 @@ class TokenAttention(nn.Module):
         k, v = self._heads(k, batch), self._heads(v, batch)  # (B, h, Nk, d)
         out = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / sqrt(d)) v: (B, h, Nq, d)
         if self.bias_over == "queries":  # bias (h, Nq, 1) · v = bias ⊗ Σ_k v_k
-            out = out + self.bias * v.sum(dim=-2, keepdim=True)  # (B, h, Nq, d)
+            out = out + self.score_bias * v.sum(dim=-2, keepdim=True)  # (B, h, Nq, d)
         else:  # bias (h, 1, Nk) · v, identical for every query
-            out = out + torch.matmul(self.bias, v)  # (B, h, 1, d) broadcast over Nq
+            out = out + torch.matmul(self.score_bias, v)  # (B, h, 1, d) broadcast over Nq
         return rearrange(out, "b h n d -> b n (h d)")
 
 

@@ -47,7 +47,7 @@ def test_init():
     assert big.std().item() == pytest.approx(0.02, rel=0.05) and big.mean().abs().item() < 1e-4
     assert all(torch.all(m.bias == 0) for m in linears if m.bias is not None)
     block = decoder.stages[0].blocks[0]
-    assert torch.all(block.global_branch.query_tokens == 0) and torch.all(block.global_branch.attn_a.bias == 0)
+    assert torch.all(block.global_branch.query_tokens == 0) and torch.all(block.global_branch.attn_a.score_bias == 0)
     norms = [m for m in decoder.modules() if isinstance(m, nn.LayerNorm)]
     assert len(norms) == 3 and all(torch.all(n.weight == 1) and torch.all(n.bias == 0) for n in norms)
 

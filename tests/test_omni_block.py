@@ -26,7 +26,7 @@ def plain_attention(attn: TokenAttention, queries, keys_values, batch):
     k, v = attn.kv(keys_values).chunk(2, dim=-1)
     k, v = heads(k), heads(v)
     scores = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
-    scores = scores + attn.bias.unsqueeze(0)  # broadcast (1, h, Nq|1, Nk|1) over (B, h, Nq, Nk)
+    scores = scores + attn.score_bias.unsqueeze(0)  # broadcast (1, h, Nq|1, Nk|1) over (B, h, Nq, Nk)
     out = scores @ v  # (B, h, Nq, d)
     return out.permute(0, 2, 1, 3).reshape(batch, -1, DIM)
 
@@ -37,7 +37,7 @@ def test_sdpa_equals_plain_formula(bias_over):
     tokens = 16
     attn = TokenAttention(DIM, HEADS, tokens, bias_over)
     with torch.no_grad():
-        attn.bias.normal_(0, 0.5)  # non-trivial bias (it is zero at init)
+        attn.score_bias.normal_(0, 0.5)  # non-trivial bias (it is zero at init)
     features = torch.randn(3, 49, DIM)
     learnable = torch.randn(tokens, DIM)
     if bias_over == "queries":  # attention (a): tokens query the features
@@ -96,7 +96,7 @@ def test_global_branch_matches_reference():
     torch.manual_seed(0)
     g = GlobalBranch(DIM, HEADS, num_query_tokens=16, num_kv_tokens=9)
     with torch.no_grad():
-        for p in (g.query_tokens, g.kv_tokens, g.attn_a.bias, g.attn_b.bias):
+        for p in (g.query_tokens, g.kv_tokens, g.attn_a.score_bias, g.attn_b.score_bias):
             p.normal_()  # zero at init; randomise to exercise every term
     x = torch.randn(2, 8, 12, DIM)
     torch.testing.assert_close(g(x), plain_global_branch(g, x), atol=1e-5, rtol=1e-5)
