@@ -40,9 +40,14 @@ def _evaluate(model, cfg: ExperimentConfig, device, progress: bool, protocol: st
                     protocol=protocol, progress=progress)
 
 
-def _mean_row(table: pd.DataFrame) -> dict[str, float]:
+def _plain(v) -> float | None:
+    """A JSON-safe number: NaN (a metric a class cannot define) becomes ``None``."""
+    return None if pd.isna(v) else float(v)
+
+
+def _mean_row(table: pd.DataFrame) -> dict[str, float | None]:
     row = table.loc[MEAN_ROW] if MEAN_ROW in table.index else table.mean(numeric_only=True)
-    return {k: float(v) for k, v in row.items()}
+    return {k: _plain(v) for k, v in row.items()}
 
 
 def periodic_evaluation(model, cfg: ExperimentConfig, step: int, epoch: int, device, progress: bool) -> dict:
@@ -57,7 +62,7 @@ def best_over(evaluations: list[dict]) -> dict[str, Any]:
     at: dict[str, int] = {}
     for e in evaluations:
         for k, v in e["mean"].items():
-            if k not in best or v > best[k]:
+            if v is not None and (k not in best or v > best[k]):
                 best[k], at[k] = v, e["epoch"]
     return {"note": BEST_NOTE, "mean": best, "at_epoch": at, "evaluations": evaluations}
 
@@ -65,7 +70,7 @@ def best_over(evaluations: list[dict]) -> dict[str, Any]:
 def write_metrics(run_dir: Path, table: pd.DataFrame, extra: dict[str, Any]) -> None:
     """Write ``metrics.csv`` (the per-class table) and ``metrics.json`` (``extra`` + the final table)."""
     payload = {**extra, "final": {"mean": _mean_row(table),
-                                  "per_class": {str(c): {k: float(v) for k, v in r.items()}
+                                  "per_class": {str(c): {k: _plain(v) for k, v in r.items()}
                                                 for c, r in table.iterrows()}}}
     atomic_write(run_dir / METRICS_CSV, lambda tmp: table.to_csv(tmp, float_format="%.2f"))
     atomic_write(run_dir / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))

@@ -58,7 +58,10 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     one, two = read_history(tmp_path / "single"), read_history(tmp_path / "ddp")
     assert [r["step"] for r in two] == [r["step"] for r in one] == [1, 2, 3, 4]
     assert [r["lr"] for r in two] == [r["lr"] for r in one]
-    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=0.02)
+    # step 1: identical weights, same 8 images; only the neck's BatchNorm statistics differ (measured 0.15 %)
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=5e-3)
+    # later steps drift apart slowly through that difference (measured at most 1 % after 4 steps)
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=0.03)
     # one model written, by rank 0, and it is a trained model close to the single-process one
     w1, w2 = load_file(str(tmp_path / "single" / "model.safetensors")), load_file(str(tmp_path / "ddp" / "model.safetensors"))
     assert w1.keys() == w2.keys()
