@@ -27,6 +27,7 @@ HEATMAP_ALPHA = 0.5  # opacity of the anomaly map over the image
 GT_CONTOUR_COLOR = "white"
 PRED_CONTOUR_COLOR = "lime"
 PANEL_INCHES = 2.2  # side of one image panel in a gallery
+COLORBAR_LEFT, COLORBAR_WIDTH = 0.92, 0.015  # figure fractions of a gallery's colorbar
 DEFAULT_BAR_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro")
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
 
@@ -125,7 +126,9 @@ def heatmap_gallery(images: Sequence[np.ndarray], maps, masks=None, titles: Sequ
     for row, label in enumerate(("image", "ground truth", "anomaly map")):
         axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, rotation=90, ha="right",
                           va="center", fontsize=9)
-    fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.8, label="anomaly score")
+    fig.subplots_adjust(right=COLORBAR_LEFT - 0.02)
+    pos = axes[2, -1].get_position()  # colorbar beside the map row, leaving every panel the same size
+    fig.colorbar(im, cax=fig.add_axes((COLORBAR_LEFT, pos.y0, COLORBAR_WIDTH, pos.height)), label="anomaly score")
     return fig
 
 

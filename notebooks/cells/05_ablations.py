@@ -23,7 +23,7 @@ preset = "demo"
 data_root = None                     # None: the demo dataset
 classes = ["brick", "coffee"]        # a subset keeps the default sweep fast; None: every class
 epochs = None                        # None: use iterations
-iterations = 30                      # optimiser steps per variant
+iterations = 20                      # optimiser steps per variant
 device = "auto"
 variants = {                         # name → config overrides applied on top of the preset
     "baseline (learned FFN)": [],
