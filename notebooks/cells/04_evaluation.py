@@ -68,10 +68,11 @@ print(f"run {run_dir}: preset {cfg.name}, teacher {cfg.model.encoder}, data {cfg
 
 # %% [markdown]
 # ## Per-class metrics under two protocols
-# `evaluate` runs the test split once and returns the kit table plus every map. The **kit** protocol is
-# exact (every distinct score is a threshold; AU-PRO integrated exactly to FPR 0.3). The **released**
-# protocol recomputes the pixel F1-max and AU-PRO the way the released code does (a coarser threshold
-# grid on min-max normalised maps); image metrics, pixel AUROC and AP agree. Same maps, two rulers.
+# `evaluate` runs the test split once and returns the kit table plus every map (stored as float16). From
+# those same maps we compute both protocols. The **kit** protocol is exact (every distinct score is a
+# threshold; AU-PRO integrated exactly to FPR 0.3). The **released** protocol computes the pixel F1-max
+# and AU-PRO the way the released code does (a coarser threshold grid on min-max normalised maps); image
+# metrics, pixel AUROC and AP agree. Same maps, two rulers.
 
 # %%
 from omniad_lite.data import dataset_from_config
@@ -79,13 +80,13 @@ from omniad_lite.evaluation import evaluate
 from omniad_lite.metrics import compute_metrics, metrics_table
 
 test_set = dataset_from_config(cfg.data, "test", model.encoder.mean, model.encoder.std)
-kit, info = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", return_maps=True)
+_, info = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", return_maps=True)
 names = np.array(info["cls_names"])
-per_class = {c: compute_metrics(info["scores"][names == c], info["labels"][names == c],
-                                info["maps"][names == c].astype(np.float32), info["masks"][names == c], "released")
-             for c in test_set.class_names}
-released = metrics_table(per_class, protocol="released")
-print(f"{len(test_set)} test images, maps {info['maps'].shape}")
+kit, released = (metrics_table({c: compute_metrics(info["scores"][names == c], info["labels"][names == c],
+                                                    info["maps"][names == c], info["masks"][names == c], protocol)
+                                for c in test_set.class_names}, protocol=protocol)
+                 for protocol in ("kit", "released"))
+print(f"{len(test_set)} test images, maps {info['maps'].shape} {info['maps'].dtype}")
 
 # %%
 side_by_side = pd.concat({"kit": kit, "released": released}, axis=1).swaplevel(axis=1)
@@ -157,7 +158,8 @@ fig.savefig(output_dir / "worst.png", dpi=100, bbox_inches="tight")
 # ## Explore
 # Pick a class, an image and a threshold: the green outline is `map ≥ threshold`, the white one the ground
 # truth. In JupyterLab this is a live widget (its last state is saved in the notebook); where widgets
-# cannot render (no ipywidgets, a plain script) `explorer` returns a static gallery instead.
+# cannot render (no ipywidgets, a plain script) `explorer` returns a static gallery instead, and viewers
+# without widget support (GitHub) show the PNG stored next to the widget.
 
 # %%
 from omniad_lite.widgets import ExplorerData, explorer
@@ -179,7 +181,7 @@ print(f"wrote {output_dir / 'results.json'}")
 
 # %% [markdown]
 # ## Summary
-# - One forward pass gives every map; metrics under both protocols are computed from the same maps, so
+# - One forward pass gives every map; both protocols are computed from the same maps, so
 #   any difference between the two columns is the protocol, not the model.
 # - The published peers are class means on the full datasets; compare like with like (paper preset, real
 #   data, final model — `metrics.json` keeps the released "best over training" numbers separately).
