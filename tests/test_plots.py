@@ -214,3 +214,29 @@ def test_pro_curve_area_matches_metrics_aupro():
     exact = compute_metrics(maps.reshape(6, -1).max(1), labels, maps, masks, "kit")["pixel_aupro"]
     fpr, pro = plots.pro_curve(maps, masks, num_thresholds=2000)
     assert abs(plots._trapezoid(pro, fpr) / plots.PRO_MAX_FPR - exact) < 0.01
+
+
+def test_live_loss_plot_redraws_history(tmp_path, monkeypatch):
+    import IPython.display
+
+    live = widgets.LiveLossPlot(tmp_path, every_s=3600)
+    live()  # no kernel, no history: nothing happens
+    assert live.redraws == 0
+    pd.DataFrame({"step": [5, 10], "loss": [2.0, 1.0]}).to_csv(tmp_path / "history.csv", index=False)
+    shown = []
+
+    class Handle:
+        def update(self, fig):
+            shown.append(fig.axes[0].get_lines()[0].get_ydata().tolist())
+
+    def fake_display(fig, display_id=False):
+        shown.append(fig.axes[0].get_lines()[0].get_ydata().tolist())
+        return Handle()
+
+    monkeypatch.setattr(widgets, "widgets_available", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    live()  # first draw: a new display
+    live(step=11)  # within every_s: skipped
+    pd.DataFrame({"step": [5, 10, 15], "loss": [2.0, 1.0, 0.5]}).to_csv(tmp_path / "history.csv", index=False)
+    live()  # forced redraw updates the same display
+    assert shown == [[2.0, 1.0], [2.0, 1.0, 0.5]] and live.redraws == 2
