@@ -90,9 +90,15 @@ def compute_features(encoder: torch.nn.Module, dataset, device: torch.device, *,
     return [torch.cat(c) for c in chunks]
 
 
-def cache_key(model_cfg, image_size: int, mean, std, paths: list[str]) -> str:
-    """A short hash of everything the cached features depend on."""
-    blob = json.dumps({"encoder": model_cfg.encoder, "weights": model_cfg.encoder_weights,
+def cache_key(model_cfg, image_size: int, mean, std, paths: list[str], seed: int) -> str:
+    """A short hash of everything the cached features depend on (the seed too for a random-init teacher)."""
+    weights = model_cfg.encoder_weights
+    if weights is None:
+        weights = f"random-init seed {seed}"
+    elif Path(weights).is_file():  # a local weights file: its size and mtime too
+        stat = Path(weights).stat()
+        weights = f"{weights} {stat.st_size} {stat.st_mtime_ns}"
+    blob = json.dumps({"encoder": model_cfg.encoder, "weights": weights,
                        "out_indices": list(model_cfg.out_indices), "size": image_size,
                        "mean": list(mean), "std": list(std), "paths": paths})
     return hashlib.sha1(blob.encode()).hexdigest()[:16]

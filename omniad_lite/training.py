@@ -177,7 +177,8 @@ def _train(cfg, run_dir, info, *, resume, overwrite, progress, max_steps, callba
         from .data import default_cache_dir
         from .train_teacher_cache import build_cache, cache_key
 
-        key = cache_key(cfg.model, cfg.data.image_size, mean, std, [s.image_path for s in dataset.samples])
+        key = cache_key(cfg.model, cfg.data.image_size, mean, std, [s.image_path for s in dataset.samples],
+                        t_cfg.seed)
         cache = build_cache(t_cfg.cache_teacher_features, model.encoder, dataset, device,
                             cache_root=Path(cfg.data.cache_dir or default_cache_dir()), key=key,
                             batch_size=TEACHER_BATCH, autocast=autocast, channels_last=t_cfg.channels_last,
