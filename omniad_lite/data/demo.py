@@ -15,9 +15,10 @@ coins      object    grayscale    small shift and scale around the tray, lightin
 =========  ========  ===========  =================================================
 
 Defects (each written with a pixel-exact mask: the mask is exactly the set of pixels the defect changed):
-``scratch`` (a thin bright or dark curve), ``stain`` (a dark translucent blob with an irregular edge),
-``patch`` (textures: a blob of another texture, matched to the local mean and contrast) and ``missing``
-(objects: a blurred, darkened blob, as if a piece were worn off). Lighting jitter is gain, gamma, a small
+``scratch`` (a ~5 px bright or dark curve), ``stain`` (a translucent blob with an irregular edge: dark on
+bright ground, pale on dark ground), ``patch`` (textures: a blob of another texture at the local mean, with
+twice the local contrast) and ``missing`` (objects: a blurred blob, darker, or paler on dark ground, as if a
+piece were worn off). Strengths are chosen so defects stay visible at the demo preset's 128 px input. Lighting jitter is gain, gamma, a small
 colour cast and sensor noise. Everything is drawn from ``numpy.random.default_rng([seed, class index])``, so
 the same seed writes byte-identical PNG files.
 """
@@ -35,20 +36,32 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
 
-DEMO_VERSION = 1  # bump when the generator changes (demo_root regenerates)
+DEMO_VERSION = 2  # bump when the generator changes (demo_root regenerates)
 IMAGE_SIDE = 192  # px, side of every demo image
 NUM_TRAIN_GOOD = 36
 NUM_TEST_GOOD = 10
 NUM_PER_DEFECT = 5
 STAMP_FILE = "demo.json"
 DEFECT_MARGIN = 0.12  # defects stay this fraction of the side away from the border
-TEXTURE_CROP = (200, 300)  # px range of the square texture crop taken from the 512² source
+TEXTURE_CROP = {"brick": (200, 300), "grass": (200, 300), "gravel": (240, 272)}  # px, square crop of the
+# 512² source; gravel's stones vary so much that a narrower scale range keeps its normal images alike
 OBJECT_SHIFT = 0.04  # max shift of an object crop, as a fraction of the crop side
 OBJECT_SCALE = (0.95, 1.0)
 GAIN = (0.88, 1.12)
 GAMMA = (0.85, 1.15)
 COLOUR_CAST = 0.03
 NOISE_STD = 1.5  # grey levels
+# Defect strengths: visible at the demo preset's 128 px input, as MVTec-AD defects are at 256 px.
+SCRATCH_STRENGTH = (0.7, 0.9)  # fraction of the way to white/black
+SCRATCH_DILATION = 2  # binary dilations of the 1-px curve
+STAIN_RADIUS = (10, 20)  # px
+STAIN_OPACITY = (0.5, 0.75)
+PATCH_RADIUS = (12, 22)
+PATCH_CONTRAST = 2.0  # foreign texture contrast relative to the surroundings
+MISSING_RADIUS = (10, 20)
+MISSING_DARKEN = (0.4, 0.55)
+MISSING_BRIGHTEN = (1.8, 2.2)
+DARK_SURROUNDINGS = 100.0  # grey level under which a stain is pale and a hole brighter
 PNG_COMPRESSION = 1  # zlib level: fast to write, lossless like every level
 
 # name -> (source, kind, tint or None for grayscale output, object crop (cx, cy, side) or None, defects)
@@ -68,10 +81,10 @@ def _source(name: str) -> np.ndarray:
 
 
 # -- normal images ---------------------------------------------------------------------------------------
-def _crop_box(rng: np.random.Generator, shape: tuple[int, ...], kind: str, obj: tuple | None) -> tuple:
+def _crop_box(rng: np.random.Generator, shape: tuple[int, ...], name: str, kind: str, obj: tuple | None) -> tuple:
     h, w = shape[:2]
     if kind == "texture":
-        side = int(rng.integers(*TEXTURE_CROP))
+        side = int(rng.integers(*TEXTURE_CROP[name]))
         x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
         return x0, y0, side
     cx, cy, side = obj
@@ -86,7 +99,7 @@ def _crop_box(rng: np.random.Generator, shape: tuple[int, ...], kind: str, obj: 
 def _normal(rng: np.random.Generator, src: np.ndarray, name: str) -> np.ndarray:
     """A defect-free float image ``(S, S, C)`` in [0, 255] (C = 1 grayscale or 3)."""
     _, kind, tint, obj, _ = CLASSES[name]
-    x0, y0, side = _crop_box(rng, src.shape, kind, obj)
+    x0, y0, side = _crop_box(rng, src.shape, name, kind, obj)
     crop = Image.fromarray(src[y0:y0 + side, x0:x0 + side]).resize((IMAGE_SIDE, IMAGE_SIDE), Image.BILINEAR)
     img = np.asarray(crop, dtype=np.float32)
     img = img[..., None] if img.ndim == 2 else img  # (S, S, C)
@@ -127,7 +140,7 @@ def _blob(rng: np.random.Generator, kind: str, radius: tuple[float, float]) -> n
 
 
 def _curve(rng: np.random.Generator, kind: str) -> np.ndarray:
-    """A thin quadratic Bézier scratch, about 3 px wide. ``(S, S)`` bool."""
+    """A quadratic Bézier scratch, about 5 px wide. ``(S, S)`` bool."""
     p0 = np.array(_centre(rng, kind))
     length = rng.uniform(0.25, 0.5) * IMAGE_SIDE
     angle = rng.uniform(0, np.pi)
@@ -140,7 +153,7 @@ def _curve(rng: np.random.Generator, kind: str) -> np.ndarray:
         rr, cc = draw.line(r0, c0, r1, c1)
         keep = (rr >= 0) & (rr < IMAGE_SIDE) & (cc >= 0) & (cc < IMAGE_SIDE)
         mask[rr[keep], cc[keep]] = True
-    return ndimage.binary_dilation(mask)  # 3x3 cross: ~3 px wide
+    return ndimage.binary_dilation(mask, iterations=SCRATCH_DILATION)  # cross-shaped: ~5 px wide
 
 
 # -- defects ---------------------------------------------------------------------------------------------
@@ -151,20 +164,24 @@ def _apply(rng: np.random.Generator, img: np.ndarray, name: str, defect: str,
     if defect == "scratch":
         mask = _curve(rng, kind)
         target = 255.0 if rng.random() < 0.5 else 0.0
-        out[mask] += rng.uniform(0.45, 0.7) * (target - out[mask])
+        out[mask] += rng.uniform(*SCRATCH_STRENGTH) * (target - out[mask])
     elif defect == "stain":
-        mask = _blob(rng, kind, (7, 16))
-        colour = np.array([70, 45, 25], np.float32)[: img.shape[2]] if img.shape[2] == 3 else np.float32([45])
-        out[mask] += rng.uniform(0.3, 0.5) * (colour - out[mask])
+        mask = _blob(rng, kind, STAIN_RADIUS)
+        dark = out[mask].mean() > DARK_SURROUNDINGS  # a dark stain on bright ground, a pale one on dark ground
+        colour = np.array([70, 45, 25] if dark else [225, 215, 190], np.float32)
+        colour = colour if img.shape[2] == 3 else colour[:1]
+        out[mask] += rng.uniform(*STAIN_OPACITY) * (colour - out[mask])
     elif defect == "patch":
-        mask = _blob(rng, kind, (10, 20))
+        mask = _blob(rng, kind, PATCH_RADIUS)
         other = _normal(rng, foreign, FOREIGN_TEXTURE[name]).mean(axis=2)  # (S, S) grey
         z = (other[mask] - other[mask].mean()) / (other[mask].std() + 1e-6)
-        out[mask] = out[mask].mean(axis=0) + z[:, None] * out[mask].std(axis=0)  # match local mean/contrast
+        # same mean as the surroundings, but the foreign material's structure at a stronger contrast
+        out[mask] = out[mask].mean(axis=0) + PATCH_CONTRAST * z[:, None] * out[mask].std(axis=0)
     elif defect == "missing":
-        mask = _blob(rng, kind, (9, 18))
+        mask = _blob(rng, kind, MISSING_RADIUS)
         blurred = ndimage.gaussian_filter(img, sigma=(6, 6, 0))
-        out[mask] = blurred[mask] * rng.uniform(0.6, 0.75)
+        dark = out[mask].mean() > DARK_SURROUNDINGS  # the hole shows darker, or paler on a dark ground
+        out[mask] = blurred[mask] * (rng.uniform(*MISSING_DARKEN) if dark else rng.uniform(*MISSING_BRIGHTEN))
     else:
         raise ValueError(f"unknown demo defect {defect!r}")
     return out, mask
