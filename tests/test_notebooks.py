@@ -52,7 +52,7 @@ def test_00_quickstart(quickstart, tmp):
     assert set(quickstart["mean"]) == METRICS
     for m in METRICS:  # the mean row is the mean over classes
         expected = sum(quickstart["per_class"][c][m] for c in DEMO_CLASSES) / len(DEMO_CLASSES)
-        assert abs(quickstart["mean"][m] - expected) < 0.06  # table rounded to 0.1
+        assert abs(quickstart["mean"][m] - expected) <= 0.1 + 1e-9  # mean of unrounded values, both rounded to 0.1
     assert Path(quickstart["heatmaps"]).stat().st_size > 10_000
     run_dir = Path(quickstart["run_dir"])
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "history.csv").is_file()
