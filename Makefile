@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omniad-installed
 
-.PHONY: install test lab demo clean-venv
+.PHONY: install test lab demo notebooks clean-venv
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ demo: $(STAMP)
 	$(VENV)/bin/papermill --cwd . notebooks/00_quickstart.ipynb $(DEMO_DIR)/00_quickstart.ipynb -p output_dir $(DEMO_DIR)
 	@$(PY) -c "import pandas as pd; print(pd.read_csv('$(DEMO_DIR)/run/metrics.csv', index_col=0).to_string())"
 	@echo "executed notebook: $(DEMO_DIR)/00_quickstart.ipynb  heatmaps: $(DEMO_DIR)/heatmaps.png  run: $(DEMO_DIR)/run"
+
+# Rebuild the notebooks from notebooks/cells/ and execute each with its defaults, outputs committed.
+notebooks: $(STAMP)
+	$(PY) notebooks/build_notebooks.py
+	cd notebooks && for nb in 0*.ipynb; do ../$(VENV)/bin/papermill --log-level WARNING $$nb $$nb || exit 1; done
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -36,7 +36,7 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
 
-DEMO_VERSION = 2  # bump when the generator changes (demo_root regenerates)
+DEMO_VERSION = 3  # bump when the generator changes (demo_root regenerates)
 IMAGE_SIDE = 192  # px, side of every demo image
 NUM_TRAIN_GOOD = 36
 NUM_TEST_GOOD = 10
