@@ -31,7 +31,7 @@ import torch
 
 from omniad_lite import presets
 from omniad_lite.model import build_model, reconstruction_loss
-from omniad_lite.training import LR_REFERENCE_BATCH, TrainStep, param_groups, resolve_amp
+from omniad_lite.training import LR_REFERENCE_BATCH, TrainStep, optimizer_step, param_groups, resolve_amp
 from omniad_lite.utils import resolve_device, seed_everything
 
 MVTEC_TRAIN_IMAGES = 3629
@@ -66,12 +66,7 @@ def measure(cfg, device, *, amp: bool, channels_last: bool, compile: bool, cache
         inputs = {"features": [f.float() for f in pool[i % POOL_BATCHES]]} if cache else {"images": pool[i % POOL_BATCHES]}
         with autocast():
             loss = step_fn(**inputs)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        optimizer_step(loss, opt, scaler, trainable, t.grad_clip)
 
     for i in range(warmup):
         one(i)

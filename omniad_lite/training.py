@@ -84,6 +84,22 @@ class TrainStep(torch.nn.Module):
         return self.loss_fn(features, reconstructions)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, trainable: list,
+                   grad_clip: float) -> None:
+    """Backward, unscale (AMP), clip the global gradient norm to ``grad_clip`` and step (released recipe).
+
+    Args:
+        scaler: a ``torch.amp.GradScaler`` (disabled when AMP is off or bf16: then a plain backward/step).
+        trainable: the parameters whose gradient norm is clipped.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def _check_data(cfg: ExperimentConfig, mean, std, progress: bool):
     """Build the train dataset, failing early and clearly on a missing root or an empty split."""
     from .data import dataset_from_config
@@ -219,12 +235,7 @@ def _train(cfg, run_dir, info, *, resume, overwrite, progress, max_steps, callba
                 inputs = {"images": images}
             with autocast():
                 loss = step_fn(**inputs)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, t_cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss, optimizer, scaler, trainable, t_cfg.grad_clip)
             scheduler.step()
             window_loss += loss.detach().float()
             window_count += 1
