@@ -161,6 +161,10 @@ class TrainConfig:
                 f"{TEACHER_CACHE_MODES}")
         if self.batch_size < 1:
             raise ValueError(f"TrainConfig.batch_size={self.batch_size} must be >= 1")
+        if self.epochs < 1:
+            raise ValueError(f"TrainConfig.epochs={self.epochs} must be >= 1 (or set iterations)")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"TrainConfig.iterations={self.iterations} must be >= 1 (or None to use epochs)")
 
 
 @dataclass

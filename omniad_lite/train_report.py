@@ -9,6 +9,7 @@ set.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,15 @@ def _evaluate(model, cfg: ExperimentConfig, device, progress: bool, protocol: st
               batch_size: int | None = None) -> pd.DataFrame:
     from .evaluation import evaluate
 
-    return evaluate(model, _test_dataset(cfg), batch_size=batch_size or cfg.train.batch_size, device=device,
-                    protocol=protocol, progress=progress)
+    # A class whose test split has no anomalous image (custom data) cannot define AUROC & co.: report NaN for
+    # it (None in metrics.json) and say so, rather than failing at the end of a long run.
+    table = evaluate(model, _test_dataset(cfg), batch_size=batch_size or cfg.train.batch_size, device=device,
+                     protocol=protocol, progress=progress, allow_undefined=True)
+    undefined = [c for c in table.index if c != MEAN_ROW and table.loc[c].isna().any()]
+    if undefined:
+        print(f"note: metrics undefined (NaN) for class(es) {undefined}: their test split has no anomalous "
+              f"image or no anomalous pixel; add some to evaluate them", file=sys.stderr)
+    return table
 
 
 def _plain(v) -> float | None:

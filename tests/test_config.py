@@ -82,3 +82,10 @@ def test_load_ignores_recorded_versions(tmp_path):
     d["versions"] = {"torch": "x"}
     (tmp_path / "config.json").write_text(json.dumps(d))
     assert ExperimentConfig.load(tmp_path / "config.json") == presets.get("demo")
+
+
+def test_training_length_must_be_positive():
+    with pytest.raises(ValueError, match="epochs=0 must be >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="iterations=-3 must be >= 1"):
+        TrainConfig(iterations=-3)

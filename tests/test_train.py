@@ -235,3 +235,19 @@ def test_full_run_cli_metrics_and_eval(tiny_root, tmp_path, capsys):
     assert again["final"]["mean"] == pytest.approx(metrics["final"]["mean"], abs=0.051)  # rounded to 0.1
     assert again["best_over_training"] == metrics["best_over_training"]
     assert (run / "metrics.csv").is_file()
+
+
+def test_class_without_anomalies_gets_undefined_metrics_not_a_crash(tmp_path, capsys):
+    """Custom data may have a class with only normal test images: the run still ends with metrics.json."""
+    import shutil
+
+    root = make_tiny_mvtec(tmp_path / "data", classes=("alpha", "beta"))
+    shutil.rmtree(root / "beta" / "test" / "spot")
+    shutil.rmtree(root / "beta" / "ground_truth")
+    run = tmp_path / "run"
+    train(tiny_config(root, tmp_path / "cache", iterations=2), run, progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    per_class = metrics["final"]["per_class"]
+    assert per_class["beta"]["image_auroc"] is None  # NaN in the table, null in JSON
+    assert 0.0 <= per_class["alpha"]["image_auroc"] <= 100.0
+    assert "['beta']" in capsys.readouterr().err
