@@ -219,6 +219,25 @@ class _PixelSets:
         return float(np.max(2 * tp / (self.pos.size + tp + fp)))
 
 
+def pro_fpr_at(maps: np.ndarray, masks: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FPR and PRO at each threshold (a pixel counts when its score is ``>= t``), for plotting PRO curves.
+
+    Same regions and weights as the kit AU-PRO (8-connected components, PRO = mean overlap over all regions).
+
+    Args:
+        maps: ``(N, H, W)`` anomaly maps.
+        masks: ``(N, H, W)`` boolean ground truth with both normal and anomalous pixels.
+        thresholds: the thresholds, any order.
+
+    Returns:
+        ``(fpr, pro)``, each shaped like ``thresholds``.
+    """
+    sets = _PixelSets(maps, masks)
+    t = np.asarray(thresholds, dtype=np.float64)
+    fpr = (sets.neg.size - np.searchsorted(sets.neg, t, "left")) / sets.neg.size
+    return fpr, sets.pro_at_least(t, "left")
+
+
 def released_pro_area(fpr: np.ndarray, pro: np.ndarray) -> float:
     """ADer/cflow-ad ``cal_pro_score`` tail: keep FPR < 0.3, min-max rescale FPR, trapezoid area."""
     keep = fpr < AUPRO_FPR_LIMIT
@@ -346,5 +365,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["PROTOCOLS", "METRIC_NAMES", "MetricAccumulator", "check_maps_masks", "compute_metrics",
+__all__ = ["PROTOCOLS", "METRIC_NAMES", "MetricAccumulator", "check_maps_masks", "compute_metrics", "pro_fpr_at",
            "image_metrics", "metrics_table", "save_table"]

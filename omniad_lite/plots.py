@@ -6,9 +6,9 @@ function computes a model output: the library's scoring/metrics code does that; 
 
 The PRO curve follows SPEC.md ("Evaluation protocol"): regions are 8-connected components of the ground
 truth, PRO at a threshold is the mean overlap over all regions of all images, plotted against the
-false-positive rate on normal pixels up to FPR 0.3. It is the same definition as the AU-PRO in
-:mod:`omniad_lite.metrics`, which exposes only the integrated number; the curve points come from
-:func:`pro_curve` here (the released code, github easyoo/Omni-AD ``util/metric.py``, has no plotting).
+false-positive rate on normal pixels up to FPR 0.3. :func:`pro_curve` takes its points from
+:func:`omniad_lite.metrics.pro_fpr_at`, the same regions and weights as the AU-PRO metric (the released code,
+github easyoo/Omni-AD ``util/metric.py``, has no plotting).
 """
 from __future__ import annotations
 
@@ -196,33 +196,22 @@ def pro_curve(maps, masks, *, max_fpr: float = PRO_MAX_FPR, num_thresholds: int 
         ``(fpr, pro)``: arrays sorted by increasing FPR, starting at (0, 0) and ending at ``max_fpr``
         (the last point interpolated linearly), so ``trapezoid(pro, fpr) / max_fpr`` is the AU-PRO.
     """
-    from skimage.measure import label
+    from .metrics import pro_fpr_at
 
     maps, masks = to_numpy(maps).astype(np.float64), to_numpy(masks) > 0.5
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both be (N, H, W)")
     if not masks.any() or masks.all():
         raise ValueError("pro_curve needs ground truth with both anomalous and normal pixels")
-    region_ids = np.zeros(masks.shape, np.int64)  # (N, H, W): 0 = normal, k = k-th region of all images
-    num_regions = 0
-    for i in range(len(masks)):
-        lab = label(masks[i], connectivity=2)  # 8-connected components
-        region_ids[i] = np.where(lab > 0, lab + num_regions, 0)
-        num_regions += int(lab.max())
-    ids, id_scores = region_ids[masks], maps[masks]  # anomalous pixels: their region and score
-    region_sizes = np.bincount(ids, minlength=num_regions + 1)[1:]
-    normal_scores = np.sort(maps[~masks])
     thresholds = np.linspace(maps.max(), maps.min(), num_thresholds)  # high → low: FPR increases
+    fprs, pros = pro_fpr_at(maps, masks, thresholds)  # same regions and weights as the AU-PRO metric
     fpr, pro = [0.0], [0.0]
-    for t in thresholds:
-        f = 1.0 - np.searchsorted(normal_scores, t, side="left") / normal_scores.size  # share >= t
-        covered = np.bincount(ids[id_scores >= t], minlength=num_regions + 1)[1:]
-        p = float(np.mean(covered / region_sizes))
+    for f, p in zip(fprs.tolist(), pros.tolist()):
         if f > max_fpr:  # close the curve at max_fpr, interpolating linearly from the last point
             pro.append(pro[-1] + (p - pro[-1]) * (max_fpr - fpr[-1]) / (f - fpr[-1]))
             fpr.append(max_fpr)
             break
-        fpr.append(float(f))
+        fpr.append(f)
         pro.append(p)
     return np.asarray(fpr), np.asarray(pro)
 
