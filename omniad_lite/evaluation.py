@@ -133,23 +133,22 @@ def evaluate(model, dataset, *, batch_size: int = 16, device: str | torch.device
 # ----------------------------------------------------------------------------------------------------------
 # single images
 def _load_rgb(item, size: int) -> np.ndarray:
-    """A path or PIL image → ``(S, S, 3)`` uint8, preprocessed like the dataset (bilinear resize to S²)."""
+    """A path or PIL image → ``(S, S, 3)`` uint8, preprocessed exactly like the dataset."""
     from PIL import Image
 
-    if isinstance(item, (str, Path)):
-        from .data.images import load_image
+    from .data.images import load_image, preprocess_image
 
+    if isinstance(item, (str, Path)):
         return load_image(item, size)
     if isinstance(item, Image.Image):
-        return np.array(item.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+        return preprocess_image(item, size)
     raise ValueError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")
 
 
 def _normalise(rgb: np.ndarray, model) -> torch.Tensor:
-    mean = torch.tensor(model.encoder.mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(model.encoder.std, dtype=torch.float32).view(3, 1, 1)
-    x = torch.from_numpy(rgb).permute(2, 0, 1).float() / UINT8_MAX  # (3, S, S)
-    return (x - mean) / std
+    from .data.dataset import normalise_image
+
+    return normalise_image(rgb, model.encoder.mean, model.encoder.std)  # (3, S, S)
 
 
 def predict(model, images_or_paths, *, image_size: int | None = None, device: str | torch.device = "auto",

@@ -21,6 +21,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)  # timm IMAGENET_DEFAULT_STD
 UINT8_MAX = 255.0
 
 
+def normalise_image(image_uint8: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(S, S, 3)`` uint8 → ``(3, S, S)`` float32: ``(x / 255 - mean) / std`` (the encoder's mean/std)."""
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return _normalise(image_uint8, 1.0 / (UINT8_MAX * std_t), mean_t / std_t)
+
+
+def _normalise(image_uint8: np.ndarray, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(image_uint8)).permute(2, 0, 1).contiguous().float()  # (3, S, S)
+    return x.mul_(scale).sub_(shift)  # (x / 255 - mean) / std, in place
+
+
 class AnomalyDataset(Dataset):
     """Images and masks of ``samples``, preprocessed for the network.
 
@@ -66,8 +78,7 @@ class AnomalyDataset(Dataset):
 
     def normalise(self, image_uint8: np.ndarray) -> torch.Tensor:
         """``(S, S, 3)`` uint8 → ``(3, S, S)`` float32, scaled to [0, 1] then normalised."""
-        x = torch.from_numpy(np.ascontiguousarray(image_uint8)).permute(2, 0, 1).contiguous().float()  # (3, S, S)
-        return x.mul_(self._scale).sub_(self._shift)  # (x / 255 - mean) / std, in place
+        return _normalise(image_uint8, self._scale, self._shift)
 
     def __getitem__(self, i: int) -> dict:
         image, mask = self.raw(i)

@@ -72,11 +72,15 @@ def _centre_crop(im: Image.Image, size: int) -> Image.Image:
     return im if (w, h) == (size, size) else im.crop((left, top, left + size, top + size))
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode an image to RGB, resize to ``size``² (bilinear), centre crop ``size``; ``(S, S, 3)`` uint8."""
-    im = _decode(path, "image", "RGB")
-    im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
+def preprocess_image(im: Image.Image, size: int) -> np.ndarray:
+    """A PIL image → RGB, resized to ``size``² (bilinear), centre cropped to ``size``; ``(S, S, 3)`` uint8."""
+    im = _centre_crop(im.convert("RGB").resize((size, size), Image.BILINEAR), size)
     return np.array(im, dtype=np.uint8)  # (S, S, 3), writable copy
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image file and :func:`preprocess_image` it; ``(S, S, 3)`` uint8."""
+    return preprocess_image(_decode(path, "image", "RGB"), size)
 
 
 def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int] | None = None,
