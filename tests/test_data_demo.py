@@ -3,6 +3,7 @@ demo_root generates once; dataset_from_config uses it when root is None."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,16 @@ def test_default_cache_dir_env(monkeypatch, tmp_path: Path) -> None:
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("OMNIAD_LITE_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "omniad_lite"
+
+
+def test_demo_root_regenerates_a_stale_generator(tmp_path: Path) -> None:
+    """A cached demo written by another version of the generator is not served (its stamp differs)."""
+    root = demo_root(tmp_path)
+    png = root / "coins" / "train" / "good" / "000.png"
+    original = png.read_bytes()
+    png.write_bytes(b"stale")  # what an older generator left behind
+    stamp = json.loads((root / "demo.json").read_text())
+    (root / "demo.json").write_text(json.dumps({**stamp, "generator": "an older generator"}))
+    assert demo_root(tmp_path) == root
+    assert png.read_bytes() == original
+    assert json.loads((root / "demo.json").read_text())["generator"] == stamp["generator"]

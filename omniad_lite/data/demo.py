@@ -24,6 +24,7 @@ the same seed writes byte-identical PNG files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
 
-DEMO_VERSION = 3  # bump when the generator changes (demo_root regenerates)
+DEMO_VERSION = 3  # names the cache folder; any change to this file regenerates it (see demo_root)
 IMAGE_SIDE = 192  # px, side of every demo image
 NUM_TRAIN_GOOD = 36
 NUM_TEST_GOOD = 10
@@ -233,8 +234,9 @@ def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     (out / STAMP_FILE).unlink(missing_ok=True)
     summary = {name: _write_class(out, i, name, seed) for i, name in enumerate(CLASSES)}
-    (out / STAMP_FILE).write_text(json.dumps({"version": DEMO_VERSION, "seed": seed, "side": IMAGE_SIDE,
-                                              "classes": list(CLASSES)}, indent=1) + "\n")
+    (out / STAMP_FILE).write_text(json.dumps({"version": DEMO_VERSION, "generator": _generator_fingerprint(),
+                                              "seed": seed, "side": IMAGE_SIDE, "classes": list(CLASSES)},
+                                             indent=1) + "\n")
     if verbose:
         total = sum(sum(c.values()) for c in summary.values())
         print(f"wrote the omniad_lite demo dataset (MVTec-AD layout, seed {seed}) to {out}: {total} images "
@@ -246,19 +248,38 @@ def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True) 
     return out
 
 
+def _generator_fingerprint() -> str:
+    """Hash of this generator's source and scikit-image's version: any change regenerates a cached demo."""
+    import skimage
+
+    digest = hashlib.sha256(Path(__file__).read_bytes() + skimage.__version__.encode())
+    return digest.hexdigest()[:16]
+
+
+def _is_current(stamp: Path) -> bool:
+    try:
+        return json.loads(stamp.read_text()).get("generator") == _generator_fingerprint()
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
-    """The demo dataset under ``cache_dir`` (default :func:`default_cache_dir`), generated on first call."""
+    """The demo dataset under ``cache_dir`` (default :func:`default_cache_dir`), generated on first call.
+
+    The folder is reused while its stamp records the current generator (source and scikit-image version);
+    otherwise it is written again, so an edited generator never serves stale images.
+    """
     from .cache import default_cache_dir
 
     base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root = base / f"demo_v{DEMO_VERSION}_seed{seed}"
     stamp = root / STAMP_FILE
-    if stamp.is_file():
+    if _is_current(stamp):
         return root
     tmp = base / f".{root.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     make_demo_dataset(tmp, seed=seed)
-    if stamp.is_file():  # another process finished first
+    if _is_current(stamp):  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         shutil.rmtree(root, ignore_errors=True)
