@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from omniad_lite.data import AnomalyDataset, load_samples, make_demo_dataset
-from omniad_lite.encoder import FrozenEncoder, encoder_mean_std
+from omniad_lite.data import Preprocess
+from omniad_lite.model.encoder import FrozenEncoder, encoder_mean_std
 
 ENCODER = "tf_efficientnet_lite0"
 SCALE = 1  # index into the three teacher scales: stride 8
@@ -65,8 +66,8 @@ def main() -> None:
             torch.manual_seed(args.seed)
             encoder = FrozenEncoder(ENCODER, weights=weights).eval()
             for cls in classes:
-                train = AnomalyDataset(load_samples(root, "mvtec", "train", [cls]), args.size, mean, std)
-                test = AnomalyDataset(load_samples(root, "mvtec", "test", [cls]), args.size, mean, std)
+                train = AnomalyDataset(load_samples(root, "mvtec", "train", [cls]), Preprocess(args.size, mean, std))
+                test = AnomalyDataset(load_samples(root, "mvtec", "test", [cls]), Preprocess(args.size, mean, std))
                 rows[(str(weights), cls)] = class_scores(encoder, train, test, args.size)
     print(f"| teacher ({ENCODER}, {args.size}px) | " + " | ".join(classes) + " | mean |")
     print("|---" * (len(classes) + 2) + "|")

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from skimage import measure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from omniad_lite.metrics import MetricAccumulator, compute_metrics
+from omniad_lite.evaluation.metrics import compute_metrics
+from omniad_lite.evaluation.stream import MetricAccumulator
 
 MVTEC_TEST_IMAGES = 1725
 MVTEC_CLASSES = 15

@@ -1,8 +1,9 @@
 """Model speed: train-step and eval images/s and peak memory for a preset, batch size and device.
 
 A train step is what the training engine does per batch: frozen encoder under ``no_grad`` → neck → jitter →
-decoder → loss → backward → grad-norm clip → AdamW step on the neck and decoder. Eval is one forward under
-``torch.inference_mode``. Inputs are random tensors (speed does not depend on pixel values), so no dataset
+decoder → loss → backward → grad-norm clip → AdamW step on the neck and decoder, with the training
+engine's own optimiser builder and step (:func:`omniad_lite.training.optim.build_optimizer`). Eval is one
+forward under ``torch.inference_mode``. Inputs are random tensors (speed does not depend on pixel values), so no dataset
 is needed. Peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, peak RSS of the process on a CPU.
 Prints one JSON line (also appended to ``--out`` if given) with the load average, since on a shared
 machine the figure depends on what else runs.
@@ -27,8 +28,10 @@ import torch
 from tqdm.auto import tqdm
 
 from omniad_lite import presets
+from omniad_lite.env import resolve_device
 from omniad_lite.model import build_model, reconstruction_loss
-from omniad_lite.utils import resolve_device
+from omniad_lite.training.optim import build_optimizer
+from omniad_lite.training.step import TrainStep, optimizer_step
 
 KIB = 1024
 MIB = 1024 ** 2
@@ -64,21 +67,21 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB / MIB
 
 
+def training_parts(model, cfg, batch_size: int):
+    """The optimiser and train step the training engine uses (same builder, same parameter groups)."""
+    optimizer = build_optimizer(cfg.train, model, batch_size=batch_size)
+    return optimizer, TrainStep(model, reconstruction_loss)
+
+
 def time_train(model, images, cfg, steps: int, warmup: int, device) -> float:
     """Seconds per train step (mean over ``steps`` after ``warmup``)."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    lr = cfg.train.lr * images.shape[0] / 16  # released: lr scales with batch / 16
-    optimizer = torch.optim.AdamW(params, lr=lr, betas=cfg.train.betas, eps=cfg.train.eps,
-                                  weight_decay=cfg.train.weight_decay)
+    optimizer, train_step = training_parts(model, cfg, images.shape[0])
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
 
     def step():
-        feats, recs = model(images)
-        loss = reconstruction_loss(feats, recs)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-        optimizer.step()
+        optimizer_step(train_step(images), optimizer, scaler, params, cfg.train.grad_clip)
 
     for _ in range(warmup):
         step()
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     cfg, model_cfg, model = build(args.preset, args.random_encoder, args.ffn)
-    size = args.image_size or cfg.data.image_size
+    size = args.image_size or cfg.model.image_size
     model = model.to(device)
     images = torch.randn(args.batch_size, 3, size, size, device=device)
     if device.type == "cuda":

@@ -24,15 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import nullcontext
-from functools import partial
 
 import torch
 
 from omniad_lite import presets
 from omniad_lite.model import build_model, reconstruction_loss
-from omniad_lite.training import LR_REFERENCE_BATCH, TrainStep, optimizer_step, param_groups, resolve_amp
-from omniad_lite.utils import resolve_device, seed_everything
+from omniad_lite.env import resolve_device, seed_everything
+from omniad_lite.training.optim import build_optimizer
+from omniad_lite.training.step import TrainStep, autocast_factory, optimizer_step, resolve_amp
 
 MVTEC_TRAIN_IMAGES = 3629
 MVTEC_EPOCHS = 1000
@@ -47,11 +46,10 @@ def measure(cfg, device, *, amp: bool, channels_last: bool, compile: bool, cache
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     t = cfg.train
-    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr * batch / LR_REFERENCE_BATCH,
-                            betas=t.betas, eps=t.eps)
+    opt = build_optimizer(t, model, batch_size=batch)
     dtype = resolve_amp("auto" if device.type == "cuda" else cpu_amp, device) if amp else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    autocast = partial(torch.autocast, device_type=device.type, dtype=dtype) if dtype else nullcontext
+    autocast = autocast_factory(dtype, device)
     step_module = TrainStep(model, reconstruction_loss)
     step_fn = torch.compile(step_module) if compile else step_module
     pool = [torch.randn(batch, 3, size, size, device=device) for _ in range(POOL_BATCHES)]

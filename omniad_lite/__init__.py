@@ -1,13 +1,12 @@
 """omniad_lite: learn, run and reproduce Omni-AD (arXiv 2503.21125, ICME 2025).
 
-Public API (each lives in its own module):
+Public API (heavy parts are imported on first use, so ``import omniad_lite`` is fast and torch-free):
 
 - configs and presets: :class:`ExperimentConfig`, :mod:`omniad_lite.presets`
-- model: :func:`build_model` (frozen timm encoder → neck → Omni-block decoder)
+- model: :func:`build_model` (frozen timm encoder → neck → Omni-block decoder), :mod:`omniad_lite.model`
 - data: :mod:`omniad_lite.data` (MVTec-AD, VisA, Real-IAD, ADer meta.json; the offline demo dataset)
-- scoring and metrics: :mod:`omniad_lite.scoring`, :mod:`omniad_lite.metrics`
-- evaluation and inference: :func:`evaluate`, :func:`predict`
-- training: :func:`train`, :func:`load_run`
+- evaluation: :func:`evaluate` → :class:`EvalResult`, :func:`predict` → :class:`Prediction` objects
+- training: :func:`train` → :class:`TrainResult`; :func:`load_run` → :class:`LoadedRun`; :class:`RunDir`
 """
 from __future__ import annotations
 
@@ -15,23 +14,20 @@ __version__ = "0.1.0"
 
 from . import presets  # noqa: E402
 from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig  # noqa: E402
-from .utils import seed_everything  # noqa: E402
+
+_LAZY = {
+    "build_model": "model", "evaluate": "evaluation.evaluate", "predict": "evaluation.predict",
+    "train": "training", "load_run": "run", "RunDir": "run", "LoadedRun": "run",
+    "EvalResult": "results", "Prediction": "results", "TrainResult": "results", "seed_everything": "env",
+}
 
 
 def __getattr__(name: str):
-    # Heavy parts are imported lazily so `import omniad_lite` stays fast and a missing optional piece
-    # never breaks the import of the rest.
-    if name == "build_model":
-        from .model import build_model
-        return build_model
-    if name in ("evaluate", "predict"):
-        from . import evaluation
-        return getattr(evaluation, name)
-    if name in ("train", "load_run"):
-        from . import training
-        return getattr(training, name)
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'omniad_lite' has no attribute {name!r}")
 
 
-__all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "TrainConfig", "presets", "seed_everything",
-           "build_model", "evaluate", "predict", "train", "load_run"]
+__all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "TrainConfig", "presets", *_LAZY]

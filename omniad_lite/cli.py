@@ -1,12 +1,16 @@
 """Command line: ``omniad-lite <command>`` (also ``python -m omniad_lite <command>``).
 
-Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``presets``. Each one parses its arguments
-here and calls one library function, so everything the CLI does is also one call from Python.
+Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``presets``. Every handler lives here: it
+parses its arguments and calls one library function, so everything the CLI does is also one call from
+Python, and no library module ever sees an ``argparse`` namespace.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -45,25 +49,95 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace):
+    """The experiment of ``train``: a preset or a saved config.json, then ``--data-root`` and ``--set``."""
+    from . import presets
+    from .config import ExperimentConfig
+
+    cfg = ExperimentConfig.load(args.config) if args.config else presets.get(args.preset)
+    overrides = list(args.overrides or [])
+    if args.data_root:
+        overrides.insert(0, f"data.root={json.dumps(str(args.data_root))}")
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def cmd_make_demo_data(args: argparse.Namespace) -> None:
+    from .data import make_demo_dataset
+
+    make_demo_dataset(args.out, seed=args.seed)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train, then print the final table and where the run is."""
+    from .training import train
+
+    t0 = time.perf_counter()
+    result = train(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite)
+    if result.evaluation is not None:
+        print(result.metrics.round(2).to_string())
+        print(f"run: {result.run_dir}  steps: {result.steps}  train: {result.train_time_s:.1f} s  "
+              f"train+eval: {time.perf_counter() - t0:.1f} s")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    """Re-evaluate a finished run; rewrite its metrics.json and metrics.csv."""
+    from .run import RunDir
+    from .training.report import reevaluate
+
+    result = reevaluate(args.run, data_root=args.data_root, protocol=args.protocol, device=args.device,
+                        batch_size=args.batch_size)
+    run = RunDir(args.run)
+    print(result.table.round(2).to_string())
+    print(f"wrote {run / RunDir.METRICS} and {run / RunDir.METRICS_CSV}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Overlay PNGs (one colour scale for all images, ``[0, max]``) and ``scores.csv``."""
+    from PIL import Image
+
+    from .env import resolve_device
+    from .evaluation.predict import predict, write_scores_csv
+    from .run import load_run
+    from .viz.overlays import heatmap_overlay
+
+    paths = [Path(p) for p in args.images]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
+    device = resolve_device(args.device)
+    loaded = load_run(args.run, device=device)
+    predictions = predict(loaded.model, [str(p) for p in paths], device=device)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vmax = max(float(p.anomaly_map.max()) for p in predictions)
+    names: dict[int, dict] = {}
+    for i, (path, pred) in enumerate(zip(paths, predictions)):
+        name, k = f"{path.stem}_heatmap.png", 1
+        while any(n["heatmap"] == name for n in names.values()):  # same file name in different folders
+            k += 1
+            name = f"{path.stem}_{k}_heatmap.png"
+        names[i] = {"heatmap": name}
+        rgb = loaded.preprocess.load(path)
+        Image.fromarray(heatmap_overlay(rgb, pred.anomaly_map, 0.0, vmax)).save(out_dir / name)
+    write_scores_csv(predictions, out_dir / "scores.csv", names)
+    print(f"wrote {len(predictions)} heatmaps and scores.csv to {out_dir}")
+
+
+def cmd_presets(args: argparse.Namespace) -> None:
+    from . import presets
+
+    for name in presets.names():
+        print(name)
+
+
+COMMANDS = {"make-demo-data": cmd_make_demo_data, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
+            "presets": cmd_presets}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        if args.command == "make-demo-data":
-            from .data import make_demo_dataset
-            make_demo_dataset(args.out, seed=args.seed)
-        elif args.command == "train":
-            from .training import train_cli
-            train_cli(args)
-        elif args.command == "eval":
-            from .training import eval_cli
-            eval_cli(args)
-        elif args.command == "predict":
-            from .evaluation import predict_cli
-            predict_cli(args)
-        elif args.command == "presets":
-            from . import presets
-            for name in presets.names():
-                print(name)
+        COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"omniad-lite {args.command}: error: {e}", file=sys.stderr)
         return 2

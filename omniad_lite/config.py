@@ -19,6 +19,7 @@ omniad_lite                released code
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import types
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Named constants from SPEC.md (paper + released configs).
+# Named constants of the paper and the released configs (docs/method.md).
 PAPER_IMAGE_SIZE = 256
 PAPER_DECODER_DEPTHS = (3, 9, 9, 7)
 PAPER_JITTER_SCALE = 20.0
@@ -56,6 +57,11 @@ class ModelConfig:
         ffn: ``"learned"`` (our default: trained FFN after each attention) or ``"resampled"``
             (replays the released code, whose FFN is rebuilt with fresh random weights at every call).
         jitter_scale: UniAD feature-jitter scale during training (paper: 20; 0 disables it).
+        image_size: side S of the square network input (paper: 256; resize then centre crop).
+        mean: per-channel input normalisation mean (``None``: the encoder's pretrained ``mean`` from timm).
+        std: per-channel input normalisation std (``None``: the encoder's pretrained ``std``).
+            The model carries the resolved size and normalisation (``OmniAD.preprocess``), saved with the
+            run: datasets, ``predict`` and export all take them from there.
     """
 
     encoder: str = "resnet34"
@@ -69,8 +75,17 @@ class ModelConfig:
     use_local_branch: bool = True
     ffn: str = "learned"
     jitter_scale: float = PAPER_JITTER_SCALE
+    image_size: int = PAPER_IMAGE_SIZE
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if int(self.image_size) < 1:
+            raise ValueError(f"ModelConfig.image_size={self.image_size} must be a positive integer, e.g. 256")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) != 3:
+                raise ValueError(f"ModelConfig.{name}={value!r} needs 3 values (R, G, B) or None")
         if self.ffn not in FFN_MODES:
             raise ValueError(f"ModelConfig.ffn={self.ffn!r} is not one of {FFN_MODES}")
         if len(self.out_indices) != 3:
@@ -90,7 +105,6 @@ class DataConfig:
         root: dataset root (``None``: the demo dataset, generated on first use under ``cache_dir``).
         format: ``"mvtec"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json) or ``"auto"``.
         classes: class names to use (``None``: all classes found); one model is trained for all of them.
-        image_size: side of the square network input (paper: 256, resize then centre crop).
         options: format-specific options, e.g. Real-IAD ``{"resolution": "realiad_256", "views": [1, 2]}``.
         cache_images: decode and resize every image once into a uint8 memmap cache on disk.
         cache_dir: where caches (and the generated demo dataset) live (``None``: ``~/.cache/omniad_lite``).
@@ -100,7 +114,6 @@ class DataConfig:
     root: str | None = None
     format: str = "auto"
     classes: list[str] | None = None
-    image_size: int = PAPER_IMAGE_SIZE
     options: dict[str, Any] = field(default_factory=dict)
     cache_images: bool = True
     cache_dir: str | None = None
@@ -109,7 +122,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """The released training recipe (SPEC.md, "Training recipe").
+    """The released training recipe (docs/method.md, "Training recipe").
 
     Args:
         epochs: passes over the train split (MVTec-AD/VisA 1000, Real-IAD 100).
@@ -184,7 +197,7 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` listing the valid ones."""
-        return _from_dict(cls, d, "config")
+        return _from_dict(cls, _migrate(d), "config")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -243,6 +256,16 @@ class ExperimentConfig:
         out: list[str] = []
         _diff(self.to_dict(), other.to_dict(), "", out)
         return out
+
+
+def _migrate(d: Any) -> Any:
+    """Accept configs written before ``image_size`` moved from ``data`` to ``model`` (kit 0.1)."""
+    if isinstance(d, dict) and isinstance(d.get("data"), dict) and "image_size" in d["data"]:
+        d = copy.deepcopy(d)
+        model = d.setdefault("model", {})
+        if isinstance(model, dict):
+            model.setdefault("image_size", d["data"].pop("image_size"))
+    return d
 
 
 def _diff(a: Any, b: Any, prefix: str, out: list[str]) -> None:

@@ -17,7 +17,7 @@ from .config import ExperimentConfig
 PARAM_KEYS = {
     "data_root": "data.root",
     "classes": "data.classes",
-    "image_size": "data.image_size",
+    "image_size": "model.image_size",
     "cache_images": "data.cache_images",
     "epochs": "train.epochs",
     "iterations": "train.iterations",

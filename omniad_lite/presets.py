@@ -1,6 +1,6 @@
 """Named experiment presets: the paper's three runs and a CPU-sized offline demo.
 
-``paper-*`` follow SPEC.md (released configs of github easyoo/Omni-AD, ``configs/omniad/``): resnet34
+``paper-*`` follow the released configs (github easyoo/Omni-AD ``configs/omniad/``): resnet34
 teacher with ImageNet weights through timm (hub on a user's machine, or a local file passed as
 ``model.encoder_weights``), 256x256 input, decoder depths (3, 9, 9, 7), AdamW 1e-3 at batch 16, seed 42.
 ``demo`` is ours: the offline ImageNet EfficientNet-Lite0 teacher and a small decoder so that it trains on
@@ -37,8 +37,8 @@ _PRESETS: dict[str, ExperimentConfig] = {
     "demo": ExperimentConfig(
         name="demo",
         model=ModelConfig(encoder="tf_efficientnet_lite0", encoder_weights="imagenet",
-                          decoder_depths=(1, 2, 2, 1), num_query_tokens=16, num_kv_tokens=16),
-        data=DataConfig(root=None, format="mvtec", image_size=128),
+                          decoder_depths=(1, 2, 2, 1), num_query_tokens=16, num_kv_tokens=16, image_size=128),
+        data=DataConfig(root=None, format="mvtec"),
         # tuned on the demo data (2-core CPU): lr 4e-3 learns faster than 1e-3 in few epochs; the teacher's
         # features are cached (the encoder runs once), so an epoch is the trainable part only
         train=TrainConfig(epochs=30, batch_size=16, lr=4e-3, device="cpu", cache_teacher_features="memory",

@@ -23,7 +23,7 @@ def test_paper_presets_follow_the_released_recipe():
         cfg = presets.get(name)
         assert cfg.model.encoder == "resnet34"
         assert cfg.model.decoder_depths == (3, 9, 9, 7)
-        assert cfg.data.image_size == 256
+        assert cfg.model.image_size == 256
         assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed) == (epochs, 16, 1e-3, 42)
         assert (cfg.train.weight_decay, cfg.train.grad_clip, cfg.train.lr_drop_at) == (1e-4, 5.0, 0.8)
     assert presets.get("paper-realiad").data.options["views"] == [1, 2, 3, 4, 5]

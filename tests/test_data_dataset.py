@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_fixtures import build_mvtec, build_visa, write_mask
+from helpers import IMAGENET_MEAN, IMAGENET_STD, build_mvtec, build_visa, imagenet_preprocess, write_mask
 from PIL import Image
 
-from omniad_lite.data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, load_samples
+from omniad_lite.data import AnomalyDataset, Preprocess, load_samples
 
 S = 24
 
@@ -23,7 +23,7 @@ def _constant_image(path: Path, value: tuple, mode: str, size_wh=(50, 30)) -> No
 
 def test_item_contract(tmp_path: Path) -> None:
     build_mvtec(tmp_path)
-    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "test"), image_size=S)
+    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "test"), imagenet_preprocess(S))
     assert ds.class_names == ["bottle", "grid", "widget"] and len(ds) == 15
     for i in range(len(ds)):
         item = ds[i]
@@ -41,8 +41,7 @@ def test_item_contract(tmp_path: Path) -> None:
                                             ("RGBA", (200, 100, 50, 0), (200, 100, 50))])
 def test_normalisation_and_rgb_conversion(tmp_path: Path, mode: str, value, rgb) -> None:
     _constant_image(tmp_path / "c" / "train" / "good" / "000.png", value, mode)
-    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "train"), image_size=S, mean=(0.5, 0.4, 0.3),
-                        std=(0.2, 0.25, 0.5))
+    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "train"), Preprocess(S, (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)))
     expected = [(v / 255 - m) / sd for v, m, sd in zip(rgb, (0.5, 0.4, 0.3), (0.2, 0.25, 0.5))]
     image = ds[0]["image"]
     for c in range(3):
@@ -51,13 +50,13 @@ def test_normalisation_and_rgb_conversion(tmp_path: Path, mode: str, value, rgb)
 
 def test_default_normalisation_is_imagenet(tmp_path: Path) -> None:
     _constant_image(tmp_path / "c" / "train" / "good" / "000.png", (0, 0, 0), "RGB")
-    image = AnomalyDataset(load_samples(tmp_path, "mvtec", "train"), image_size=8)[0]["image"]
+    image = AnomalyDataset(load_samples(tmp_path, "mvtec", "train"), imagenet_preprocess(8))[0]["image"]
     torch.testing.assert_close(image[:, 0, 0], -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD))
 
 
 def test_non_square_visa_jpg_and_binary_mask(tmp_path: Path) -> None:
     build_visa(tmp_path)  # 60x40 JPGs, masks valued 0/1 with a 20x20 box
-    ds = AnomalyDataset(load_samples(tmp_path, "visa", "test"), image_size=S)
+    ds = AnomalyDataset(load_samples(tmp_path, "visa", "test"), imagenet_preprocess(S))
     item = ds[0]
     assert item["label"] == 1 and item["image"].shape == (3, S, S)
     # box x 10..30 of 60, y 5..25 of 40 -> nearest resize to 24: columns 4..11, rows 3..14 (hand computed)
@@ -69,10 +68,10 @@ def test_non_square_visa_jpg_and_binary_mask(tmp_path: Path) -> None:
 def test_cache_matches_decoding_and_opens_no_files(tmp_path: Path, monkeypatch) -> None:
     build_mvtec(tmp_path / "d")
     samples = load_samples(tmp_path / "d", "mvtec", "test")
-    plain = AnomalyDataset(samples, image_size=S)
-    cached = AnomalyDataset(samples, image_size=S, cache_dir=tmp_path / "cache", progress=False)
+    plain = AnomalyDataset(samples, imagenet_preprocess(S))
+    cached = AnomalyDataset(samples, imagenet_preprocess(S), cache_dir=tmp_path / "cache", progress=False)
     assert cached.cache.was_built
-    again = AnomalyDataset(samples, image_size=S, cache_dir=tmp_path / "cache", progress=False)
+    again = AnomalyDataset(samples, imagenet_preprocess(S), cache_dir=tmp_path / "cache", progress=False)
     assert not again.cache.was_built  # cache hit
 
     def no_open(*args, **kwargs):
@@ -93,28 +92,28 @@ def test_cache_matches_decoding_and_opens_no_files(tmp_path: Path, monkeypatch) 
 def test_cache_invalidated_when_a_file_changes(tmp_path: Path) -> None:
     build_mvtec(tmp_path / "d")
     samples = load_samples(tmp_path / "d", "mvtec", "test", ["bottle"])
-    first = AnomalyDataset(samples, image_size=S, cache_dir=tmp_path / "cache", progress=False)
+    first = AnomalyDataset(samples, imagenet_preprocess(S), cache_dir=tmp_path / "cache", progress=False)
     i = next(k for k, s in enumerate(samples) if s.label == 1)
     old_mask = first[i]["mask"].clone()
     mask_path = Path(samples[i].mask_path)
     write_mask(mask_path, (48, 48), (0, 0, 48, 48))  # the whole image is now anomalous
     st = os.stat(mask_path)
     os.utime(mask_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # make the change visible on any fs
-    second = AnomalyDataset(samples, image_size=S, cache_dir=tmp_path / "cache", progress=False)
+    second = AnomalyDataset(samples, imagenet_preprocess(S), cache_dir=tmp_path / "cache", progress=False)
     assert second.cache.was_built and second.cache.dir == first.cache.dir  # rebuilt in place
     assert old_mask.sum() < S * S and second[i]["mask"].sum() == S * S
     # another size or file list is another cache
-    other = AnomalyDataset(samples[:-1], image_size=S, cache_dir=tmp_path / "cache", progress=False)
+    other = AnomalyDataset(samples[:-1], imagenet_preprocess(S), cache_dir=tmp_path / "cache", progress=False)
     assert other.cache.was_built and other.cache.dir != first.cache.dir
     assert len(list((tmp_path / "cache" / "images").iterdir())) == 2
 
 
 def test_raw_uint8_and_repr(tmp_path: Path) -> None:
     build_mvtec(tmp_path)
-    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "test", ["grid"]), image_size=S)
+    ds = AnomalyDataset(load_samples(tmp_path, "mvtec", "test", ["grid"]), imagenet_preprocess(S))
     image, mask = ds.raw(0)
     assert image.dtype == np.uint8 and image.shape == (S, S, 3) and mask.shape == (S, S)
     assert np.array_equal(image[..., 0], image[..., 2])  # grayscale class became RGB
     assert "5 images" in repr(ds)
     with pytest.raises(ValueError, match="no samples"):
-        AnomalyDataset([], image_size=S)
+        AnomalyDataset([], imagenet_preprocess(S))

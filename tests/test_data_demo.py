@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import imagenet_preprocess
+
 from omniad_lite.config import DataConfig
-from omniad_lite.data import demo_root, dataset_from_config, load_samples, make_demo_dataset
+from omniad_lite.data import Preprocess, demo_root, dataset_from_config, load_samples, make_demo_dataset
 from omniad_lite.data.demo import CLASSES, DEMO_VERSION
 
 
@@ -69,18 +71,19 @@ def test_demo_root_generates_once(tmp_path: Path) -> None:
     stamp = (root / "coins" / "train" / "good" / "000.png").stat().st_mtime_ns
     assert demo_root(tmp_path) == root
     assert (root / "coins" / "train" / "good" / "000.png").stat().st_mtime_ns == stamp  # not rewritten
-    cfg = DataConfig(root=None, image_size=32, cache_dir=str(tmp_path), classes=["coins", "grass"])
-    train = dataset_from_config(cfg, "train", progress=False)
+    cfg = DataConfig(root=None, cache_dir=str(tmp_path), classes=["coins", "grass"])
+    train = dataset_from_config(cfg, "train", imagenet_preprocess(32), progress=False)
     assert train.class_names == ["coins", "grass"] and train.cache is not None
     assert train.cache.dir.parent == tmp_path / "images"
-    test = dataset_from_config(cfg, "test", mean=(0.5,) * 3, std=(0.5,) * 3, progress=False)
+    test = dataset_from_config(cfg, "test", Preprocess(32, (0.5,) * 3, (0.5,) * 3), progress=False)
     item = test[len(test) - 1]
     assert item["image"].shape == (3, 32, 32) and float(item["image"].min()) >= -1.0 - 1e-6
-    no_cache = dataset_from_config(DataConfig(root=str(root), format="auto", image_size=16, cache_images=False,
-                                              cache_dir=str(tmp_path)), "test", progress=False)
+    no_cache = dataset_from_config(DataConfig(root=str(root), format="auto", cache_images=False,
+                                              cache_dir=str(tmp_path)), "test", imagenet_preprocess(16), progress=False)
     assert no_cache.cache is None and len(no_cache) == len(load_samples(root, "mvtec", "test"))
     with pytest.raises(ValueError, match=r"data.root is None .* data.format='visa'; set data.root"):
-        dataset_from_config(DataConfig(root=None, format="visa", cache_dir=str(tmp_path)), "train")
+        dataset_from_config(DataConfig(root=None, format="visa", cache_dir=str(tmp_path)), "train",
+                            imagenet_preprocess(16))
 
 
 def test_default_cache_dir_env(monkeypatch, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from data_fixtures import build_meta, build_mvtec, build_realiad, build_visa, write_mask
+from helpers import imagenet_preprocess, build_meta, build_mvtec, build_realiad, build_visa, write_mask
 
 from omniad_lite.data import AnomalyDataset, load_samples
 
@@ -72,12 +72,12 @@ def test_mask_size_mismatch(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"mask .*crack/001_mask.png is 40x48 but its image .*crack/001.png is 48x48"):
         load_samples(tmp_path, "mvtec", "test", validate=True)
     samples = load_samples(tmp_path, "mvtec", "test", ["bottle"])  # cheap path: caught when decoding
-    ds = AnomalyDataset(samples, image_size=16)
+    ds = AnomalyDataset(samples, imagenet_preprocess(16))
     bad = next(i for i, s in enumerate(samples) if s.image_path.endswith("crack/001.png"))
     with pytest.raises(ValueError, match="001_mask.png is 40x48"):
         ds[bad]
     with pytest.raises(ValueError, match="001_mask.png is 40x48"):
-        AnomalyDataset(samples, image_size=16, cache_dir=tmp_path / "cache", progress=False)
+        AnomalyDataset(samples, imagenet_preprocess(16), cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_truncated_and_unreadable_images(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_truncated_and_unreadable_images(tmp_path: Path) -> None:
     img = tmp_path / "bottle" / "train" / "good" / "001.png"
     img.write_bytes(img.read_bytes()[:200])  # truncated: header fine, pixel data cut
     samples = load_samples(tmp_path, "mvtec", "train", ["bottle"])
-    ds = AnomalyDataset(samples, image_size=16)
+    ds = AnomalyDataset(samples, imagenet_preprocess(16))
     with pytest.raises(RuntimeError, match=r"cannot decode image .*good/001.png .*truncated or corrupt"):
         ds[1]
     (tmp_path / "bottle" / "train" / "good" / "002.png").write_bytes(b"not a png at all")

@@ -8,7 +8,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from data_fixtures import build_mvtec, build_realiad, build_visa, write_mask
+from helpers import build_mvtec, build_realiad, build_visa, write_mask
 
 from omniad_lite.data import load_samples
 from omniad_lite.data.prepare import prepare_dataset, script_main

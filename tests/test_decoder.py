@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from omniad_lite.decoder import Decoder, Upsample
+from omniad_lite.model.decoder import Decoder, Upsample
 
 RESNET34_CHANNELS = [64, 128, 256]
 PAPER_DEPTHS = (3, 9, 9, 7)
-PAPER_DECODER_PARAMS = {"learned": 26_529_600, "resampled": 20_298_304}  # SPEC.md
+PAPER_DECODER_PARAMS = {"learned": 26_529_600, "resampled": 20_298_304}  # docs/method.md, measured on the released code
 SMALL = dict(depths=(1, 1, 1, 1), num_heads=4, num_query_tokens=4, num_kv_tokens=4)
 
 

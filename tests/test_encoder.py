@@ -11,8 +11,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from skimage import data as skdata
 
-from omniad_lite import encoder as enc
-from omniad_lite.encoder import FrozenEncoder, encoder_mean_std, offline_imagenet_classifier
+from omniad_lite.model import encoder as enc, weights as wts
+from omniad_lite.model.encoder import FrozenEncoder, encoder_mean_std
+from omniad_lite.model.weights import offline_imagenet_classifier
 
 IMAGENET_ESPRESSO = 967
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -62,7 +63,7 @@ def test_frozen_after_train():
 
 def test_offline_lite0_imagenet_matches_wheel(no_network):
     e = FrozenEncoder("tf_efficientnet_lite0", weights="imagenet")
-    raw = torch.load(enc.lite0_wheel_path(), map_location="cpu", weights_only=True)
+    raw = torch.load(wts.lite0_wheel_path(), map_location="cpu", weights_only=True)
     sd = e.body.state_dict()
     assert torch.equal(sd["conv_stem.weight"], raw["_conv_stem.weight"])
     assert torch.equal(sd["blocks.2.1.conv_pwl.weight"], raw["_blocks.4._project_conv.weight"])
@@ -167,7 +168,7 @@ def test_error_lite0_with_resnet_weights(tmp_path, resnet34_full_state):
 
 
 def test_lite0_wheel_file_as_local_path(no_network):
-    a = FrozenEncoder("tf_efficientnet_lite0", weights=str(enc.lite0_wheel_path()))
+    a = FrozenEncoder("tf_efficientnet_lite0", weights=str(wts.lite0_wheel_path()))
     b = FrozenEncoder("tf_efficientnet_lite0", weights="imagenet")
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32))
     assert all(torch.equal(u, v) for u, v in zip(a(x), b(x)))

@@ -1,7 +1,6 @@
 """omniad_lite.evaluation: evaluate/predict with a tiny fake model obeying the model contract, and once
 with a real tiny Omni-AD (tf_efficientnet_lite0, random weights)."""
 import csv
-from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -11,16 +10,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from omniad_lite.evaluation import evaluate, predict, predict_cli
-from omniad_lite.metrics import compute_metrics
-from omniad_lite.scoring import anomaly_map, image_scores
+from omniad_lite.data import Preprocess
+from omniad_lite.evaluation.evaluate import evaluate
+from omniad_lite.evaluation.metrics import compute_metrics
+from omniad_lite.evaluation.predict import predict
+from omniad_lite.results import EvalResult, Prediction
+from omniad_lite.evaluation.scoring import anomaly_map, image_scores
 
 SIZE = 32
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-
-
-class FakeEncoder(nn.Module):
-    mean, std = MEAN, STD
 
 
 class FakeModel(nn.Module):
@@ -28,7 +26,7 @@ class FakeModel(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.encoder = FakeEncoder()
+        self.preprocess = Preprocess(SIZE, MEAN, STD)
         self.normal = nn.Parameter(torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
     def forward(self, images):
@@ -76,9 +74,11 @@ def strip(items):
 def test_evaluate_matches_per_class_compute_metrics():
     items = make_items()
     model = FakeModel()
-    table = evaluate(model, strip(items), batch_size=4, device="cpu", progress=False, rounded=False)
+    result = evaluate(model, strip(items), batch_size=4, device="cpu", progress=False, rounded=False)
+    assert isinstance(result, EvalResult)
+    table = result.to_frame()
     assert list(table.index) == ["a_cls", "b_cls", "mean"]
-    assert table.attrs["protocol"] == "kit" and table.attrs["mode"] == "exact"
+    assert table.attrs["protocol"] == result.protocol == "kit" and result.mode == "exact"
     with torch.no_grad():
         for cls in ("a_cls", "b_cls"):
             sel = [it for it in items if it["cls_name"] == cls]
@@ -88,40 +88,46 @@ def test_evaluate_matches_per_class_compute_metrics():
             for k, v in ref.items():
                 assert table.loc[cls, k] == pytest.approx(100 * v, abs=1e-9), (cls, k)
     assert table.loc["mean", "mad"] == pytest.approx(table.loc[["a_cls", "b_cls"], "mad"].mean())
-    rounded = evaluate(model, strip(items), batch_size=5, device="cpu", progress=False)
+    rounded = evaluate(model, strip(items), batch_size=5, device="cpu", progress=False).table
     assert (rounded.drop("mean") == table.drop("mean").round(1)).all().all()
+    as_json = result.to_dict()
+    assert as_json["protocol"] == "kit" and sorted(as_json["per_class"]) == ["a_cls", "b_cls"]
+    assert as_json["mean"]["mad"] == pytest.approx(table.loc["mean", "mad"])
+    assert list(result.per_image["path"]) == [it["path"] for it in items]  # dataset order
 
 
 def test_evaluate_streaming_close_to_exact_and_released_protocol():
     ds = strip(make_items(seed=1))
     exact = evaluate(FakeModel(), ds, device="cpu", progress=False, rounded=False)
     stream = evaluate(FakeModel(), ds, device="cpu", progress=False, rounded=False, streaming=True)
-    assert stream.attrs["mode"] == "streaming"
-    np.testing.assert_allclose(stream.to_numpy(), exact.to_numpy(), atol=0.1)  # percent
+    assert stream.mode == "streaming"
+    np.testing.assert_allclose(stream.table.to_numpy(), exact.table.to_numpy(), atol=0.1)  # percent
     rel = evaluate(FakeModel(), ds, device="cpu", progress=False, protocol="released")
-    assert rel.attrs["protocol"] == "released"
+    assert rel.table.attrs["protocol"] == rel.protocol == "released"
 
 
 def test_evaluate_return_maps_deterministic_and_restores_mode():
     items = make_items(seed=2)
     model = FakeModel().train()
-    t1, info = evaluate(model, strip(items), batch_size=3, device="cpu", progress=False, return_maps=True)
+    r1 = evaluate(model, strip(items), batch_size=3, device="cpu", progress=False, keep_maps=True)
     assert model.training  # mode restored
-    t2, info2 = evaluate(model, strip(items), batch_size=7, device="cpu", progress=False, return_maps=True)
-    assert t1.equals(t2) and np.array_equal(info["maps"], info2["maps"])
-    assert info["maps"].shape == (len(items), SIZE, SIZE) and info["maps"].dtype == np.float16
-    assert info["paths"] == [it["path"] for it in items]
-    assert info["cls_names"] == [it["cls_name"] for it in items]
-    np.testing.assert_array_equal(info["labels"], [it["label"] for it in items])
-    np.testing.assert_array_equal(info["masks"], np.stack([it["mask"][0].numpy() for it in items]))
-    np.testing.assert_allclose(info["scores"], info["maps"].reshape(len(items), -1).max(1), atol=1e-3)
+    r2 = evaluate(model, strip(items), batch_size=7, device="cpu", progress=False, keep_maps=True)
+    assert r1.table.equals(r2.table) and np.array_equal(r1.maps, r2.maps)
+    assert r1.maps.shape == (len(items), SIZE, SIZE) and r1.maps.dtype == np.float16
+    images = r1.per_image
+    assert list(images["path"]) == [it["path"] for it in items]
+    assert list(images["cls_name"]) == [it["cls_name"] for it in items]
+    np.testing.assert_array_equal(images["label"], [it["label"] for it in items])
+    np.testing.assert_array_equal(r1.masks, np.stack([it["mask"][0].numpy() for it in items]))
+    np.testing.assert_allclose(images["score"], r1.maps.reshape(len(items), -1).max(1), atol=1e-3)
+    assert evaluate(model, strip(items), device="cpu", progress=False).maps is None  # maps only when asked
 
 
 def test_evaluate_class_without_anomalies_names_the_class():
     items = make_items(classes=("good_only",), anomalous=False) + make_items(classes=("ok",), seed=3)
     with pytest.raises(ValueError, match="class 'good_only'.*undefined"):
         evaluate(FakeModel(), strip(items), device="cpu", progress=False)
-    table = evaluate(FakeModel(), strip(items), device="cpu", progress=False, allow_undefined=True)
+    table = evaluate(FakeModel(), strip(items), device="cpu", progress=False, allow_undefined=True).table
     assert np.isnan(table.loc["good_only", "image_auroc"]) and not np.isnan(table.loc["ok", "image_auroc"])
 
 
@@ -132,41 +138,39 @@ def test_predict_paths_pil_and_tensors_agree(tmp_path):
         paths.append(tmp_path / f"img{i}.png")
         Image.fromarray(it["rgb"]).save(paths[-1])
     model = FakeModel()
-    from_paths = predict(model, [str(p) for p in paths], image_size=SIZE, device="cpu")
-    from_pil = predict(model, [Image.open(p) for p in paths], image_size=SIZE, device="cpu")
+    from_paths = predict(model, [str(p) for p in paths], device="cpu")
+    from_pil = predict(model, [Image.open(p) for p in paths], device="cpu")
     normalised = torch.stack([(torch.from_numpy(it["rgb"]).permute(2, 0, 1).float() / 255 - 0.5) / 0.5
                               for it in items])
     from_tensor = predict(model, normalised, device="cpu")
-    assert from_paths["maps"].shape == (2, SIZE, SIZE) and from_paths["scores"].shape == (2,)
-    np.testing.assert_allclose(from_paths["maps"], from_tensor["maps"], atol=1e-6)
-    np.testing.assert_allclose(from_pil["scores"], from_tensor["scores"], atol=1e-6)
+    assert all(isinstance(p, Prediction) for p in from_paths) and len(from_paths) == 2
+    assert [p.path for p in from_paths] == [str(p) for p in paths] and from_tensor[0].path is None
+
+    def maps(preds):
+        return np.stack([p.anomaly_map for p in preds])
+
+    def scores(preds):
+        return np.array([p.score for p in preds])
+
+    assert maps(from_paths).shape == (2, SIZE, SIZE)
+    np.testing.assert_allclose(maps(from_paths), maps(from_tensor), atol=1e-6)
+    np.testing.assert_allclose(scores(from_pil), scores(from_tensor), atol=1e-6)
     with torch.no_grad():
         ref = anomaly_map(*model(normalised), SIZE)
-    np.testing.assert_allclose(from_tensor["maps"], ref.numpy(), atol=1e-6)
+    np.testing.assert_allclose(maps(from_tensor), ref.numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="PIL"):
         predict(model, [3.0], device="cpu")
 
 
-def _tiny_real_run(tmp_path):
-    from omniad_lite import presets
-    from omniad_lite.checkpoint import save_config, save_model
-    from omniad_lite.model import build_model
+def test_real_tiny_model_evaluate_predict_and_cli(tmp_path, tiny_model, tiny_model_config):
+    from omniad_lite import ExperimentConfig, RunDir
 
-    cfg = presets.get("demo").with_overrides(["model.encoder_weights=null", "model.decoder_depths=[1,1,1,1]",
-                                              "data.image_size=64"])
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    run = tmp_path / "run"
-    save_config(run, cfg)
-    save_model(run, model)
-    return run, cfg, model
-
-
-def test_real_tiny_model_evaluate_predict_and_cli(tmp_path):
-    pytest.importorskip("omniad_lite.model")
-    run, cfg, model = _tiny_real_run(tmp_path)
+    run = RunDir(tmp_path / "run")
+    run.save_config(ExperimentConfig(model=tiny_model_config))
+    run.save_model(tiny_model)
+    model = tiny_model
     items = make_items(n_per_class=4, classes=("p", "q"), size=64, seed=5)
-    table = evaluate(model, strip(items), batch_size=4, device="cpu", progress=False)
+    table = evaluate(model, strip(items), batch_size=4, device="cpu", progress=False).table
     assert list(table.index) == ["p", "q", "mean"]
     assert ((table >= 0) & (table <= 100)).all().all()
     paths = []
@@ -176,13 +180,13 @@ def test_real_tiny_model_evaluate_predict_and_cli(tmp_path):
         paths.append(sub / f"im{i // 2}.png")
         Image.fromarray(it["rgb"]).save(paths[-1])
     out = tmp_path / "out"
-    predict_cli(Namespace(run=str(run), images=[str(p) for p in paths], out=str(out), device="cpu"))
+    from omniad_lite.cli import main
+    assert main(["predict", "--run", str(run), *map(str, paths), "--out", str(out), "--device", "cpu"]) == 0
     rows = list(csv.DictReader(open(out / "scores.csv")))
     assert [r["path"] for r in rows] == [str(p) for p in paths]
     assert len({r["heatmap"] for r in rows}) == 3
     for r in rows:
         assert Image.open(out / r["heatmap"]).size == (64, 64)
-    ref = predict(model, [str(p) for p in paths], image_size=64, device="cpu")
-    np.testing.assert_allclose([float(r["score"]) for r in rows], ref["scores"], atol=1e-5)
-    from omniad_lite.cli import main
+    ref = predict(model, [str(p) for p in paths], device="cpu")
+    np.testing.assert_allclose([float(r["score"]) for r in rows], [p.score for p in ref], atol=1e-5)
     assert main(["predict", "--run", str(run), str(tmp_path / "missing.png"), "--out", str(out)]) == 2

@@ -11,7 +11,7 @@ from omniad_lite import presets
 from omniad_lite.config import ModelConfig
 from omniad_lite.model import OmniAD, build_model, encoder_mean_std, feature_jitter, reconstruction_loss
 
-PAPER_PARAMS = {"encoder": 8_170_304, "neck": 1_458_304, "decoder": 26_529_600}  # SPEC.md
+PAPER_PARAMS = {"encoder": 8_170_304, "neck": 1_458_304, "decoder": 26_529_600}  # docs/method.md, measured on the released code
 # A tiny resnet34-teacher model for fast checks (random encoder, no hub).
 TINY = dict(encoder_weights=None, decoder_depths=(1, 1, 1, 1), num_query_tokens=4, num_kv_tokens=4)
 
@@ -125,13 +125,13 @@ def test_other_encoders(name, channels):
     with torch.no_grad():
         feats, recs = model(torch.randn(1, 3, 64, 64))
     assert [r.shape for r in recs] == [f.shape for f in feats]
-    assert tuple(model.encoder.mean) == encoder_mean_std(name)[0]
+    assert model.preprocess.mean == encoder_mean_std(name)[0]  # the encoder's normalisation by default
 
 
 def test_demo_preset_builds_offline():
     cfg = presets.get("demo").model
     model = build_model(cfg).eval()
-    assert model.encoder.mean == (0.5, 0.5, 0.5)
+    assert model.preprocess.mean == (0.5, 0.5, 0.5) and model.preprocess.image_size == 128
     with torch.no_grad():
         feats, recs = model(torch.randn(1, 3, 128, 128))
     assert F.mse_loss(recs[0], feats[0]).isfinite()

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from omniad_lite.neck import Neck
+from omniad_lite.model.neck import Neck
 
-PAPER_NECK_PARAMS = 1_458_304  # SPEC.md, measured on the released code (resnet34 channels)
+PAPER_NECK_PARAMS = 1_458_304  # docs/method.md, measured on the released code (resnet34 channels)
 
 
 def test_paper_param_count():

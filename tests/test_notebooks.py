@@ -4,7 +4,7 @@ The notebooks' *default* runs are covered by ``pytest --nbval-lax notebooks/`` (
 ``# NBVAL_CHECK_OUTPUT`` compare their output with the committed one); this file checks the papermill
 interface: parameters reach the library, bad parameters fail in the first cells, and each notebook's
 ``results.json`` holds what its text promises. Numbers are checked against independent expectations
-(SPEC.md sizes, the demo dataset's known counts, protocol invariants).
+(the released code's sizes, the demo dataset's known counts, protocol invariants).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_01_data_and_features(tmp):
 
 def test_02_omni_block(quickstart, tmp):
     res = run("02_omni_block", tmp, run_dir=quickstart["run_dir"], dim=32, side=8)
-    sizes = res["paper_sizes"]  # SPEC.md: measured on the released code
+    sizes = res["paper_sizes"]  # docs/method.md: measured on the released code
     assert sizes["encoder (frozen)"] == 8_170_304 and sizes["neck"] == 1_458_304
     assert sizes["decoder, resampled FFN (released)"] == 20_298_304
     assert sizes["decoder, learned FFN (our default)"] == 20_298_304 + 6_231_296

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omniad_lite.omni_block import (GlobalBranch, OmniBlock, TokenAttention, TokenFFN,
-                                    instance_norm_channels_last)
+from omniad_lite.model.omni_block import GlobalBranch, OmniBlock, instance_norm_channels_last
+from omniad_lite.model.token_attention import TokenAttention, TokenFFN
 
 DIM, HEADS = 32, 8
 
@@ -83,7 +83,7 @@ def test_resampled_ffn_replays_default_linear_init():
 
 
 def plain_global_branch(g: GlobalBranch, x):
-    """Reference wiring of the global branch (SPEC: (a) tokens→x, resize, m; (b) m→tokens)."""
+    """Reference wiring of the global branch (docs/method.md: (a) tokens→x, resize, m; (b) m→tokens)."""
     b, h, w, c = x.shape
     a = g.ffn_a(plain_attention(g.attn_a, g.query_tokens, x.reshape(b, h * w, c), b))
     a = F.interpolate(a.reshape(b, g.grid, g.grid, c).permute(0, 3, 1, 2), size=(h, w), mode="nearest")

@@ -11,56 +11,17 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from omniad_lite.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from omniad_lite.train_state import STATE_FILE, read_history
-from omniad_lite.training import param_groups, resolve_amp, train
+from helpers import make_tiny_mvtec, tiny_config
 
-TINY_SIZE = 64
+from omniad_lite.run import RunDir
+from omniad_lite.training import param_groups, train
+from omniad_lite.training.step import resolve_amp
 
-
-def make_tiny_mvtec(root: Path, classes=("alpha", "beta"), n_train: int = 8, n_test_good: int = 2,
-                    n_defect: int = 2, side: int = 48) -> Path:
-    """A tiny MVTec-layout dataset: smooth random textures; defects are bright squares with exact masks."""
-    rng = np.random.default_rng(0)
-    for ci, cls in enumerate(classes):
-        def texture() -> np.ndarray:
-            base = rng.normal(128, 20, (side // 4, side // 4, 3))
-            img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 4, (side, side, 3)) + 30 * ci
-            return np.clip(img, 0, 255).astype(np.uint8)
-
-        for split, n in (("train", n_train), ("test", n_test_good)):
-            d = root / cls / split / "good"
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(texture()).save(d / f"{i:03d}.png")
-        d, g = root / cls / "test" / "spot", root / cls / "ground_truth" / "spot"
-        d.mkdir(parents=True)
-        g.mkdir(parents=True)
-        for i in range(n_defect):
-            img, mask = texture(), np.zeros((side, side), np.uint8)
-            y, x = rng.integers(8, side - 20, 2)
-            img[y:y + 12, x:x + 12] = 250
-            mask[y:y + 12, x:x + 12] = 255
-            Image.fromarray(img).save(d / f"{i:03d}.png")
-            Image.fromarray(mask).save(g / f"{i:03d}_mask.png")
-    return root
+STATE_FILE = RunDir.STATE
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    return make_tiny_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
-
-
-def tiny_config(root: Path, cache_dir: Path, **train_kw) -> ExperimentConfig:
-    """lite0 (random init: nothing to load), one Omni-block per stage, 64² images, batch 4."""
-    train = dict(iterations=7, batch_size=4, device="cpu", checkpoint_every=2, log_every=1, seed=3)
-    train.update(train_kw)
-    return ExperimentConfig(
-        name="tiny",
-        model=ModelConfig(encoder="tf_efficientnet_lite0", encoder_weights=None, decoder_depths=(1, 1, 1, 1),
-                          num_query_tokens=4, num_kv_tokens=4),
-        data=DataConfig(root=str(root), format="mvtec", image_size=TINY_SIZE, cache_dir=str(cache_dir)),
-        train=TrainConfig(**train))
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    return RunDir(run_dir).read_history()
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -88,7 +49,7 @@ def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
     """6 steps straight == 3 + resume + 3 == killed after step 5 (last checkpoint 4) + resume."""
     cfg = tiny_config(tiny_root, tmp_path / "cache")
     straight = train(cfg, tmp_path / "a", progress=False, max_steps=6)
-    assert straight["steps"] == 6 and straight["metrics"] is None
+    assert straight.steps == 6 and straight.evaluation is None and not straight.finished
 
     train(cfg, tmp_path / "b", progress=False, max_steps=3)
     state = torch.load(tmp_path / "b" / STATE_FILE, weights_only=True)
@@ -123,7 +84,7 @@ def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
 
 def test_training_changes_only_trainable_weights(tiny_root, tmp_path):
     from omniad_lite.model import build_model
-    from omniad_lite.utils import seed_everything
+    from omniad_lite.env import seed_everything
 
     cfg = tiny_config(tiny_root, tmp_path / "cache")
     train(cfg, tmp_path / "run", progress=False, max_steps=2)
@@ -251,3 +212,30 @@ def test_class_without_anomalies_gets_undefined_metrics_not_a_crash(tmp_path, ca
     assert per_class["beta"]["image_auroc"] is None  # NaN in the table, null in JSON
     assert 0.0 <= per_class["alpha"]["image_auroc"] <= 100.0
     assert "['beta']" in capsys.readouterr().err
+
+
+def test_benchmark_and_training_build_the_same_optimizer(tiny_model_config):
+    """bench_model times the training engine's optimiser: same parameter groups, lr, betas, eps, decay."""
+    import importlib.util
+
+    from omniad_lite import ExperimentConfig
+    from omniad_lite.model import build_model
+    from omniad_lite.training.optim import build_optimizer
+
+    spec = importlib.util.spec_from_file_location("bench_model", Path(__file__).parents[1] / "benchmarks" / "bench_model.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = ExperimentConfig(model=tiny_model_config)
+    model = build_model(cfg.model)
+    bench_opt, _ = bench.training_parts(model, cfg, batch_size=8)
+    train_opt = build_optimizer(cfg.train, model, batch_size=8)
+
+    def groups(opt):
+        return [({k: v for k, v in g.items() if k != "params"}, [id(p) for p in g["params"]]) for g in opt.param_groups]
+
+    assert groups(bench_opt) == groups(train_opt)
+    decay, no_decay = train_opt.param_groups
+    assert decay["weight_decay"] == cfg.train.weight_decay and no_decay["weight_decay"] == 0.0
+    assert decay["lr"] == cfg.train.lr * 8 / 16
+    assert {id(p) for p in decay["params"]} | {id(p) for p in no_decay["params"]} == \
+        {id(p) for p in model.parameters() if p.requires_grad}

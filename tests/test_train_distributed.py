@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from omniad_lite.train_distributed import DistInfo, global_batches, local_share
-from omniad_lite.train_state import read_history
-from omniad_lite.training import train
+from helpers import make_tiny_mvtec, tiny_config
 
-from test_train import make_tiny_mvtec, tiny_config
+from omniad_lite.run import RunDir
+from omniad_lite.training import train
+from omniad_lite.training.distributed import DistInfo, global_batches, local_share
 
 NUM_PROCS = 2
 
@@ -47,7 +47,7 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     cfg_path = tmp_path / "cfg.json"
     cfg.save(cfg_path)
     single = train(cfg, tmp_path / "single", progress=False, max_steps=4)
-    assert single["steps"] == 4
+    assert single.steps == 4
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={NUM_PROCS}",
@@ -55,7 +55,7 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    one, two = read_history(tmp_path / "single"), read_history(tmp_path / "ddp")
+    one, two = RunDir(tmp_path / "single").read_history(), RunDir(tmp_path / "ddp").read_history()
     assert [r["step"] for r in two] == [r["step"] for r in one] == [1, 2, 3, 4]
     assert [r["lr"] for r in two] == [r["lr"] for r in one]
     # step 1: identical weights, same 8 images; only the neck's BatchNorm statistics differ (measured 0.15 %)

@@ -37,7 +37,7 @@ output_dir = "runs/00_quickstart"  # the run directory and results.json go here
 import json
 
 import omniad_lite
-from omniad_lite import plots
+from omniad_lite import viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
@@ -46,7 +46,7 @@ output_dir = output_path(output_dir)
 run_dir = output_dir / "run"
 omniad_lite.seed_everything(cfg.train.seed)
 print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.model.decoder_depths}, "
-      f"{cfg.data.image_size}² input, {cfg.train.epochs} epochs (iterations={cfg.train.iterations})")
+      f"{cfg.model.image_size}² input, {cfg.train.epochs} epochs (iterations={cfg.train.iterations})")
 
 # %% [markdown]
 # ## Train
@@ -57,10 +57,10 @@ print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.mode
 
 # %%
 result = omniad_lite.train(cfg, run_dir, overwrite=True)
-print(f"{result['steps']} steps in {result['train_time_s']:.0f} s → {result['run_dir']}")
+print(f"{result.steps} steps in {result.train_time_s:.0f} s → {result.run_dir}")
 
 # %%
-fig = plots.loss_curve(run_dir / "history.csv")
+fig = viz.loss_curve(run_dir / "history.csv")
 
 # %% [markdown]
 # ## Per-class metrics
@@ -69,11 +69,11 @@ fig = plots.loss_curve(run_dir / "history.csv")
 # and the class mean last. These are the *final* model's numbers (see notebook 04 for the protocols).
 
 # %%
-table = result["metrics"]
+table = result.metrics
 table
 
 # %%
-fig = plots.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro"])
+fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro"])
 
 # %% [markdown]
 # ## Heatmaps
@@ -85,20 +85,21 @@ fig = plots.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc",
 import torch
 
 from omniad_lite.data import dataset_from_config
-from omniad_lite.scoring import anomaly_map
+from omniad_lite.evaluation.scoring import anomaly_map
 
-run_cfg, model = omniad_lite.load_run(run_dir)
-test_set = dataset_from_config(run_cfg.data, "test", model.encoder.mean, model.encoder.std)
+run = omniad_lite.load_run(run_dir)  # config, model (eval mode) and run directory
+model = run.model
+test_set = dataset_from_config(run.config.data, "test", model.preprocess)
 picks = [next(i for i, s in enumerate(test_set.samples) if s.cls_name == c and s.label == 1)
          for c in test_set.class_names][:gallery_size]
 images = torch.stack([test_set[i]["image"] for i in picks])  # (N, 3, S, S)
 with torch.no_grad():
-    maps = anomaly_map(*model(images), run_cfg.data.image_size)  # (N, S, S)
+    maps = anomaly_map(*model(images), model.preprocess.image_size)  # (N, S, S)
 print(images.shape, "→", maps.shape)
 
 # %%
 raw = [test_set.raw(i) for i in picks]  # uint8 image (S, S, 3), mask (S, S)
-fig = plots.heatmap_gallery([plots.to_display_image(img) for img, _ in raw], maps, [m for _, m in raw],
+fig = viz.heatmap_gallery([viz.to_display_image(img) for img, _ in raw], maps, [m for _, m in raw],
                             [f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}" for i in picks])
 fig.savefig(output_dir / "heatmaps.png", dpi=100, bbox_inches="tight")
 
@@ -107,8 +108,8 @@ fig.savefig(output_dir / "heatmaps.png", dpi=100, bbox_inches="tight")
 # Everything a sweep needs, as JSON, next to the run directory.
 
 # %%
-results = {"notebook": "00_quickstart", "preset": cfg.name, "run_dir": str(run_dir), "steps": result["steps"],
-           "train_time_s": round(result["train_time_s"], 1),
+results = {"notebook": "00_quickstart", "preset": cfg.name, "run_dir": str(run_dir), "steps": result.steps,
+           "train_time_s": round(result.train_time_s, 1),
            "mean": table.loc["mean"].to_dict(),
            "per_class": {c: r.to_dict() for c, r in table.drop(index="mean").iterrows()},
            "heatmaps": str(output_dir / "heatmaps.png")}

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 import omniad_lite
-from omniad_lite import plots
+from omniad_lite import viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 cfg = experiment_from_params(preset, data_root=data_root)
@@ -69,10 +69,10 @@ print(counts.value_counts().unstack(["split", "kind"], fill_value=0).sort_index(
 # ground-truth masks.
 
 # %%
-from omniad_lite.model import encoder_mean_std
+from omniad_lite.model import model_preprocess
 
-mean, std = encoder_mean_std(cfg.model.encoder)
-test_set = dataset_from_config(cfg.data, "test", mean, std)
+preprocess = model_preprocess(cfg.model)  # input size + normalisation: what the model will carry
+test_set = dataset_from_config(cfg.data, "test", preprocess)
 anomalous = [next(i for i, s in enumerate(test_set.samples) if s.cls_name == c and s.label == 1)
              for c in test_set.class_names]
 normal = [next(i for i, s in enumerate(test_set.samples) if s.cls_name == c and s.label == 0)
@@ -95,10 +95,10 @@ for ax in axes.ravel():
 # ## The frozen teacher
 # A timm backbone with `features_only=True` returns the feature maps of three stages (strides 4, 8, 16).
 # Its weights never change: it defines *what normal looks like* in feature space. Its normalisation
-# mean/std come from timm's `pretrained_cfg`, not from a hard-coded ImageNet constant.
+# mean/std default to the encoder's timm `pretrained_cfg`, not to a hard-coded ImageNet constant.
 
 # %%
-from omniad_lite.encoder import FrozenEncoder
+from omniad_lite.model.encoder import FrozenEncoder
 
 encoder = FrozenEncoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.out_indices)
 
@@ -106,7 +106,7 @@ encoder = FrozenEncoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.
 # NBVAL_CHECK_OUTPUT
 print("teacher:", encoder.name)
 print("channels per scale:", encoder.channels, " strides:", encoder.reductions)
-print("input mean/std:", encoder.mean, encoder.std)
+print("input size, mean/std:", preprocess.image_size, preprocess.mean, preprocess.std)
 print(f"parameters: {sum(p.numel() for p in encoder.parameters()):,} (trainable: "
       f"{sum(p.numel() for p in encoder.parameters() if p.requires_grad)})")
 
@@ -125,7 +125,7 @@ for k, f in enumerate(features, 1):
 
 # %%
 for col, i in enumerate(picks[:3]):
-    fig = plots.feature_pca_figure([f[col] for f in features], plots.to_display_image(test_set.raw(i)[0]),
+    fig = viz.feature_pca_figure([f[col] for f in features], viz.to_display_image(test_set.raw(i)[0]),
                                    [f"scale {k} {tuple(f.shape[1:])}" for k, f in enumerate(features, 1)])
 
 # %% [markdown]
@@ -137,19 +137,19 @@ for col, i in enumerate(picks[:3]):
 # (1 − cosine similarity per scale, upsampled, averaged, blurred).
 
 # %%
-from omniad_lite.scoring import anomaly_map, image_scores
+from omniad_lite.evaluation.scoring import anomaly_map, image_scores
 
-train_set = dataset_from_config(cfg.data, "train", mean, std)
+train_set = dataset_from_config(cfg.data, "train", preprocess)
 normal_batch = torch.stack([train_set[i]["image"] for i in range(0, len(train_set), max(1, len(train_set) // 32))])
 mean_normal = [f.mean(dim=0, keepdim=True) for f in encoder(normal_batch)]  # three (1, C_i, h_i, w_i)
 crude = [m.expand_as(f) for m, f in zip(mean_normal, features)]  # same "reconstruction" for every image
-maps = anomaly_map(features, crude, cfg.data.image_size)  # (N, S, S)
+maps = anomaly_map(features, crude, cfg.model.image_size)  # (N, S, S)
 scores = image_scores(maps)  # (N,)
 print("maps", tuple(maps.shape), "scores", [round(float(s), 3) for s in scores])
 
 # %%
 raw = [test_set.raw(i) for i in picks]
-fig = plots.heatmap_gallery([plots.to_display_image(img) for img, _ in raw], maps, [m for _, m in raw],
+fig = viz.heatmap_gallery([viz.to_display_image(img) for img, _ in raw], maps, [m for _, m in raw],
                             [f"{test_set.samples[i].cls_name} {float(s):.2f}" for i, s in zip(picks, scores)])
 
 # %% [markdown]

@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 
 import omniad_lite
-from omniad_lite import omni_block, plots
+from omniad_lite import viz
+from omniad_lite.model import omni_block, token_attention
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 for name in ("dim", "side", "batch", "num_heads", "num_query_tokens", "num_kv_tokens", "fallback_iterations"):
@@ -54,11 +55,11 @@ print("x", tuple(x.shape))
 # cost grows linearly with the number of positions H·W, not quadratically.
 
 # %%
-print(inspect.getsource(omni_block.TokenAttention))
+print(inspect.getsource(token_attention.TokenAttention))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-attn = omni_block.TokenAttention(dim, num_heads, num_query_tokens, bias_over="queries")
+attn = token_attention.TokenAttention(dim, num_heads, num_query_tokens, bias_over="queries")
 tokens = torch.zeros(num_query_tokens, dim)  # (Nq, C), learnable in the block (zero-initialised)
 out = attn(tokens, x.flatten(1, 2))  # queries: tokens; keys/values: the H·W positions
 print("queries", tuple(tokens.shape), "keys/values", tuple(x.flatten(1, 2).shape), "→", tuple(out.shape))
@@ -116,7 +117,7 @@ print(pd.Series({k: sum(p.numel() for p in m.parameters()) for k, m in parts.ite
 # ## 5 · The paper model, stage by stage
 # The decoder has four stages of Omni-blocks with depths (3, 9, 9, 7) at 8², 16², 32², 64² (for 256²
 # inputs and the resnet34 teacher). We build the `paper-mvtec` model with a randomly initialised teacher
-# (no download; only the counts matter here) and check the sizes measured on the released code (SPEC.md).
+# (no download; only the counts matter here) and check the sizes measured on the released code (docs/method.md).
 
 # %%
 import dataclasses
@@ -138,11 +139,11 @@ sizes = pd.Series({"encoder (frozen)": count(paper.encoder), "neck": count(paper
                    "decoder, learned FFN (our default)": count(paper.decoder),
                    "decoder, resampled FFN (released)": count(paper_resampled.decoder)}, name="parameters")
 print(sizes.map("{:,}".format).to_string())
-SPEC_SIZES = {"encoder": 8_170_304, "neck": 1_458_304, "decoder_released": 20_298_304, "ffns": 6_231_296}
-assert sizes["encoder (frozen)"] == SPEC_SIZES["encoder"] and sizes["neck"] == SPEC_SIZES["neck"]
-assert sizes["decoder, resampled FFN (released)"] == SPEC_SIZES["decoder_released"]
-assert sizes["decoder, learned FFN (our default)"] == SPEC_SIZES["decoder_released"] + SPEC_SIZES["ffns"]
-print("all four counts match SPEC.md")
+RELEASED_SIZES = {"encoder": 8_170_304, "neck": 1_458_304, "decoder_released": 20_298_304, "ffns": 6_231_296}
+assert sizes["encoder (frozen)"] == RELEASED_SIZES["encoder"] and sizes["neck"] == RELEASED_SIZES["neck"]
+assert sizes["decoder, resampled FFN (released)"] == RELEASED_SIZES["decoder_released"]
+assert sizes["decoder, learned FFN (our default)"] == RELEASED_SIZES["decoder_released"] + RELEASED_SIZES["ffns"]
+print("all four counts match the released code (docs/method.md)")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -198,15 +199,16 @@ assert diffs["learned, trained-like tokens"] == 0.0 and diffs["resampled, traine
 from pathlib import Path
 
 from omniad_lite.data import dataset_from_config
-from omniad_lite.token_attention import block_input, query_token_attention
+from omniad_lite.viz.attention import block_input, query_token_attention
 
 if (Path(run_dir) / "model.safetensors").is_file():
     trained_dir = Path(run_dir)
 else:  # run alone: train a short demo run so the maps come from a trained model
     trained_dir = output_dir / "short_run"
     omniad_lite.train(experiment_from_params("demo", iterations=fallback_iterations), trained_dir, overwrite=True)
-run_cfg, model = omniad_lite.load_run(trained_dir)
-test_set = dataset_from_config(run_cfg.data, "test", model.encoder.mean, model.encoder.std)
+run = omniad_lite.load_run(trained_dir)
+model = run.model
+test_set = dataset_from_config(run.config.data, "test", model.preprocess)
 index = next(i for i, s in enumerate(test_set.samples) if s.label == 1)
 stage = min(2, len(model.decoder.stages) - 1)
 x_block = block_input(model, test_set[index]["image"][None], stage=stage)  # (1, h, w, C)
@@ -215,7 +217,7 @@ print(f"run {trained_dir}: stage {stage} input {tuple(x_block.shape)} → attent
       f"(batch, heads, query tokens, h, w)")
 
 # %%
-fig = plots.token_attention_maps(weights[0].mean(dim=0), image=plots.to_display_image(test_set.raw(index)[0]))
+fig = viz.token_attention_maps(weights[0].mean(dim=0), image=viz.to_display_image(test_set.raw(index)[0]))
 
 # %%
 results = {"notebook": "02_omni_block", "block_parameters": int(count(block)),

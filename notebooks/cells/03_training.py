@@ -49,7 +49,7 @@ import json
 import pandas as pd
 
 import omniad_lite
-from omniad_lite import plots, presets
+from omniad_lite import presets, viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
@@ -72,12 +72,12 @@ print(cfg.to_json())
 # run is resumable: `omniad_lite.train(cfg, run_dir, resume=True)` continues an interrupted run exactly.
 
 # %%
-from omniad_lite.widgets import LiveLossPlot
+from omniad_lite.viz.widgets import LiveLossPlot
 
 live = LiveLossPlot(run_dir, every_s=live_every_s)
 result = omniad_lite.train(cfg, run_dir, overwrite=True, callback=live)
 live()  # the final curve
-print(f"{result['steps']} steps in {result['train_time_s']:.1f} s")
+print(f"{result.steps} steps in {result.train_time_s:.1f} s")
 
 # %% [markdown]
 # ## The run directory
@@ -90,7 +90,7 @@ print(f"{result['steps']} steps in {result['train_time_s']:.1f} s")
 print(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")))
 
 # %%
-table = result["metrics"]
+table = result.metrics
 table
 
 # %%
@@ -100,7 +100,7 @@ print("headline:", metrics["headline"], "| protocol:", metrics["protocol"],
 
 # %%
 results = {"notebook": "03_training", "preset": preset, "config": cfg.to_dict(), "run_dir": str(run_dir),
-           "steps": result["steps"], "train_time_s": round(result["train_time_s"], 1),
+           "steps": result.steps, "train_time_s": round(result.train_time_s, 1),
            "mean": table.loc["mean"].to_dict()}
 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
 print(f"wrote {output_dir / 'results.json'}")

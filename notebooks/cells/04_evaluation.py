@@ -35,7 +35,7 @@ import pandas as pd
 from IPython.display import display
 
 import omniad_lite
-from omniad_lite import plots
+from omniad_lite import viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 check_param("run_dir", run_dir, (str, type(None)))
@@ -61,7 +61,8 @@ elif run_dir is None:
     print(f"no run given and none at {default_run}: training a {fallback_epochs}-epoch demo run in {run_dir}")
     omniad_lite.train(experiment_from_params("demo", epochs=fallback_epochs, device=device), run_dir,
                       overwrite=True)
-cfg, model = omniad_lite.load_run(run_dir)
+run = omniad_lite.load_run(run_dir)
+cfg, model = run.config, run.model
 if data_root is not None:
     cfg = cfg.with_overrides({"data.root": str(data_root)})
 print(f"run {run_dir}: preset {cfg.name}, teacher {cfg.model.encoder}, data {cfg.data.root or 'demo'}")
@@ -75,18 +76,19 @@ print(f"run {run_dir}: preset {cfg.name}, teacher {cfg.model.encoder}, data {cfg
 # metrics, pixel AUROC and AP agree. Same maps, two rulers.
 
 # %%
-from omniad_lite.data import dataset_from_config
-from omniad_lite.evaluation import evaluate
-from omniad_lite.metrics import compute_metrics, metrics_table
+from omniad_lite.evaluation.evaluate import evaluate, test_dataset
+from omniad_lite.evaluation.metrics import compute_metrics
+from omniad_lite.evaluation.tables import metrics_table
 
-test_set = dataset_from_config(cfg.data, "test", model.encoder.mean, model.encoder.std)
-_, info = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", return_maps=True)
-names = np.array(info["cls_names"])
-kit, released = (metrics_table({c: compute_metrics(info["scores"][names == c], info["labels"][names == c],
-                                                    info["maps"][names == c], info["masks"][names == c], protocol)
+test_set = test_dataset(cfg, model.preprocess)  # the run's test split, prepared as the model expects
+result = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", keep_maps=True)
+names, labels, scores = (result.per_image[c].to_numpy() for c in ("cls_name", "label", "score"))
+maps, masks = result.maps, result.masks  # (N, S, S) float16 and uint8, in dataset order
+kit, released = (metrics_table({c: compute_metrics(scores[names == c], labels[names == c],
+                                                    maps[names == c], masks[names == c], protocol)
                                 for c in test_set.class_names}, protocol=protocol)
                  for protocol in ("kit", "released"))
-print(f"{len(test_set)} test images, maps {info['maps'].shape} {info['maps'].dtype}")
+print(f"{len(test_set)} test images, maps {maps.shape} {maps.dtype}")
 
 # %%
 side_by_side = pd.concat({"kit": kit, "released": released}, axis=1).swaplevel(axis=1)
@@ -99,7 +101,7 @@ side_by_side
 # They are for the real datasets: a demo-data run is *not* comparable, it only shows the table's shape.
 
 # %%
-from omniad_lite.reference_results import reference_table
+from omniad_lite.evaluation.reference_results import reference_table
 
 dataset = {"mvtec": "mvtec", "visa": "visa", "realiad": "realiad"}.get(cfg.data.format, "mvtec")
 label = f"omniad_lite ({cfg.name}, {'demo data' if cfg.data.root is None else dataset})"
@@ -108,7 +110,7 @@ print(f"published results on {dataset}:")
 comparison
 
 # %%
-fig = plots.metric_bars(kit.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro", "pixel_ap"])
+fig = viz.metric_bars(kit.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro", "pixel_ap"])
 
 # %% [markdown]
 # ## ROC and PRO curves
@@ -119,9 +121,9 @@ fig = plots.metric_bars(kit.drop(index="mean"), ["image_auroc", "pixel_auroc", "
 import matplotlib.pyplot as plt
 
 fig, (ax_roc, ax_pro) = plt.subplots(1, 2, figsize=(10, 4.5))
-plots.roc_curves({c: (info["scores"][names == c], info["labels"][names == c]) for c in test_set.class_names},
+viz.roc_curves({c: (scores[names == c], labels[names == c]) for c in test_set.class_names},
                  ax=ax_roc)
-plots.pro_curves({c: (info["maps"][names == c], info["masks"][names == c]) for c in test_set.class_names},
+viz.pro_curves({c: (maps[names == c], masks[names == c]) for c in test_set.class_names},
                  ax=ax_pro)
 fig.savefig(output_dir / "curves.png", dpi=100, bbox_inches="tight")
 
@@ -131,17 +133,17 @@ fig.savefig(output_dir / "curves.png", dpi=100, bbox_inches="tight")
 # defects) and normal images with the highest (false alarms). One colour scale for all panels.
 
 # %%
-anomalous, normal = np.flatnonzero(info["labels"] == 1), np.flatnonzero(info["labels"] == 0)
-best = anomalous[np.argsort(-info["scores"][anomalous])][:num_cases]
-worst = np.concatenate([anomalous[np.argsort(info["scores"][anomalous])][: (num_cases + 1) // 2],
-                        normal[np.argsort(-info["scores"][normal])][: num_cases // 2]])
-vmin, vmax = float(info["maps"].min()), float(info["maps"].max())
+anomalous, normal = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+best = anomalous[np.argsort(-scores[anomalous])][:num_cases]
+worst = np.concatenate([anomalous[np.argsort(scores[anomalous])][: (num_cases + 1) // 2],
+                        normal[np.argsort(-scores[normal])][: num_cases // 2]])
+vmin, vmax = float(maps.min()), float(maps.max())
 
 
 def gallery(indices, title):
-    fig = plots.heatmap_gallery([plots.to_display_image(test_set.raw(i)[0]) for i in indices],
-                                info["maps"][indices].astype(np.float32), info["masks"][indices],
-                                [f"{names[i]} {'anom.' if info['labels'][i] else 'normal'} {info['scores'][i]:.2f}"
+    fig = viz.heatmap_gallery([viz.to_display_image(test_set.raw(i)[0]) for i in indices],
+                                maps[indices].astype(np.float32), masks[indices],
+                                [f"{names[i]} {'anom.' if labels[i] else 'normal'} {scores[i]:.2f}"
                                  for i in indices], vmin=vmin, vmax=vmax)
     fig.suptitle(title)
     return fig
@@ -162,12 +164,9 @@ fig.savefig(output_dir / "worst.png", dpi=100, bbox_inches="tight")
 # without widget support (GitHub) show the PNG stored next to the widget.
 
 # %%
-from omniad_lite.widgets import ExplorerData, explorer
+from omniad_lite.viz.widgets import ExplorerData, explorer
 
-data = ExplorerData(images=np.stack([test_set.raw(i)[0] for i in range(len(test_set))]),  # (N, S, S, 3) uint8
-                    maps=info["maps"].astype(np.float32), masks=info["masks"], cls_names=info["cls_names"],
-                    scores=info["scores"], labels=info["labels"])
-view = explorer(data)
+view = explorer(ExplorerData.from_eval(result, test_set))
 display(view)
 
 # %%

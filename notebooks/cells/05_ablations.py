@@ -42,7 +42,7 @@ import pandas as pd
 import papermill as pm
 
 import omniad_lite
-from omniad_lite import plots
+from omniad_lite import viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 check_param("variants", variants, dict)
@@ -93,7 +93,7 @@ table.to_csv(output_dir / "ablations.csv")
 table.round(1)
 
 # %%
-fig = plots.metric_bars(table, ["image_auroc", "pixel_auroc", "pixel_aupro", "mad"])
+fig = viz.metric_bars(table, ["image_auroc", "pixel_auroc", "pixel_aupro", "mad"])
 fig.savefig(output_dir / "ablations.png", dpi=100, bbox_inches="tight")
 
 # %%

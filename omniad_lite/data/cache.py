@@ -1,7 +1,7 @@
 """A uint8 memory-mapped cache of decoded and resized images and masks (the "fast input path").
 
 The first time a list of samples is used at a given size, every image is decoded, converted to RGB,
-resized (SPEC preprocessing, :mod:`omniad_lite.data.images`) and written once into ``images.u8``
+resized (the paper's preprocessing, :mod:`omniad_lite.data.images`) and written once into ``images.u8``
 ``(N, S, S, 3)``; the masks of anomalous samples go to ``masks.u8`` ``(M, S, S)``. Later epochs and runs
 read these files through ``numpy.memmap`` and open no image file. The cache folder is named after the file
 list and the size; its ``meta.json`` stores a stamp of every file's mtime and byte size, and a changed stamp
@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .images import load_pair
-from .samples import Sample
+from .sample import Sample
 
 CACHE_ENV = "OMNIAD_LITE_CACHE"
 CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are rebuilt

@@ -1,8 +1,8 @@
 """The torch ``Dataset`` over a list of samples: normalised image, binary mask, label, class, path.
 
-Preprocessing per SPEC.md (released configs of github easyoo/Omni-AD): resize to S×S bilinear, centre crop
-S, normalise with the encoder's pretrained mean/std (ImageNet's by default), no augmentation; masks nearest
-and binarised. With ``cache_dir`` the decoded uint8 images come from :class:`~omniad_lite.data.cache.ImageCache`.
+Preprocessing is the model's (:class:`~omniad_lite.data.preprocess.Preprocess`: resize to S×S bilinear,
+centre crop S, normalise with the model's mean/std; no augmentation); masks are resized nearest and
+binarised. With ``cache_dir`` the decoded uint8 images come from :class:`~omniad_lite.data.cache.ImageCache`.
 """
 from __future__ import annotations
 
@@ -14,23 +14,8 @@ from torch.utils.data import Dataset
 
 from .cache import ImageCache
 from .images import load_pair
-from .samples import Sample, class_names
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm IMAGENET_DEFAULT_MEAN
-IMAGENET_STD = (0.229, 0.224, 0.225)  # timm IMAGENET_DEFAULT_STD
-UINT8_MAX = 255.0
-
-
-def normalise_image(image_uint8: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """``(S, S, 3)`` uint8 → ``(3, S, S)`` float32: ``(x / 255 - mean) / std`` (the encoder's mean/std)."""
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return _normalise(image_uint8, 1.0 / (UINT8_MAX * std_t), mean_t / std_t)
-
-
-def _normalise(image_uint8: np.ndarray, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(image_uint8)).permute(2, 0, 1).contiguous().float()  # (3, S, S)
-    return x.mul_(scale).sub_(shift)  # (x / 255 - mean) / std, in place
+from .preprocess import Preprocess
+from .sample import Sample, class_names
 
 
 class AnomalyDataset(Dataset):
@@ -41,27 +26,22 @@ class AnomalyDataset(Dataset):
 
     Args:
         samples: from :func:`~omniad_lite.data.load_samples`.
-        image_size: side S of the square network input (paper: 256).
-        mean: per-channel normalisation mean (use the encoder's ``pretrained_cfg``).
-        std: per-channel normalisation std.
+        preprocess: the model's input size and normalisation (``model.preprocess``).
         cache_dir: if set, decode every image once into a uint8 memmap cache there (built now, with a
             progress bar) and read from it afterwards.
         progress: show the progress bar when building the cache.
     """
 
-    def __init__(self, samples: list[Sample], image_size: int = 256, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD, cache_dir: str | Path | None = None,
+    def __init__(self, samples: list[Sample], preprocess: Preprocess, cache_dir: str | Path | None = None,
                  progress: bool = True):
         if len(samples) == 0:
             raise ValueError("AnomalyDataset got no samples; check the root, split and classes given to "
                              "load_samples")
-        if int(image_size) < 1:
-            raise ValueError(f"image_size={image_size} must be a positive integer, e.g. 256")
+        if not isinstance(preprocess, Preprocess):
+            raise ValueError(f"AnomalyDataset needs a Preprocess (e.g. model.preprocess), got {preprocess!r}")
         self.samples = list(samples)
-        self.image_size = int(image_size)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self._scale, self._shift = 1.0 / (UINT8_MAX * self.std), self.mean / self.std  # (3, 1, 1) each
+        self.preprocess = preprocess
+        self.image_size = preprocess.image_size
         self.class_names = class_names(self.samples)
         self.labels = np.array([s.label for s in self.samples], dtype=np.int64)
         self.cache = ImageCache(self.samples, self.image_size, cache_dir, progress) if cache_dir else None
@@ -76,15 +56,11 @@ class AnomalyDataset(Dataset):
         s = self.samples[i]
         return load_pair(s.image_path, s.mask_path, self.image_size)
 
-    def normalise(self, image_uint8: np.ndarray) -> torch.Tensor:
-        """``(S, S, 3)`` uint8 → ``(3, S, S)`` float32, scaled to [0, 1] then normalised."""
-        return _normalise(image_uint8, self._scale, self._shift)
-
     def __getitem__(self, i: int) -> dict:
         image, mask = self.raw(i)
         s = self.samples[i]
         return {
-            "image": self.normalise(image),  # (3, S, S)
+            "image": self.preprocess.normalise(image),  # (3, S, S)
             "mask": torch.from_numpy(mask).float().unsqueeze(0),  # (1, S, S)
             "label": int(s.label),
             "cls_name": s.cls_name,

@@ -4,21 +4,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cache import default_cache_dir
-from .dataset import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset
+from .dataset import AnomalyDataset
 from .demo import demo_root
-from .samples import load_samples
+from .loading import load_samples
+from .preprocess import Preprocess
 
 
-def dataset_from_config(data_cfg, split: str, mean: tuple[float, ...] = IMAGENET_MEAN,
-                        std: tuple[float, ...] = IMAGENET_STD, progress: bool = True) -> AnomalyDataset:
+def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: bool = True) -> AnomalyDataset:
     """Build the :class:`AnomalyDataset` of one split described by a :class:`~omniad_lite.config.DataConfig`.
 
     Args:
         data_cfg: ``root`` (``None``: the demo dataset, generated once under ``demo_root(cache_dir)``),
-            ``format``, ``classes``, ``image_size``, ``options``, ``cache_images``, ``cache_dir``.
+            ``format``, ``classes``, ``options``, ``cache_images``, ``cache_dir``.
         split: ``"train"`` or ``"test"``.
-        mean: normalisation mean (the encoder's ``pretrained_cfg`` mean).
-        std: normalisation std.
+        preprocess: the model's input size and normalisation (``model.preprocess``).
         progress: show progress bars (demo generation is silent unless it runs; cache building).
     """
     cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
@@ -31,5 +30,5 @@ def dataset_from_config(data_cfg, split: str, mean: tuple[float, ...] = IMAGENET
     else:
         root, fmt = data_cfg.root, data_cfg.format
     samples = load_samples(root, fmt, split, data_cfg.classes, **dict(data_cfg.options or {}))
-    return AnomalyDataset(samples, image_size=data_cfg.image_size, mean=mean, std=std,
-                          cache_dir=cache_dir if data_cfg.cache_images else None, progress=progress)
+    return AnomalyDataset(samples, preprocess, cache_dir=cache_dir if data_cfg.cache_images else None,
+                          progress=progress)

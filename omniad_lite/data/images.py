@@ -1,6 +1,6 @@
 """Decoding and resizing of images and masks, with one clear error per bad file.
 
-Preprocessing follows SPEC.md ("Pipeline", step 1; released configs of github easyoo/Omni-AD): resize to
+Preprocessing follows docs/method.md ("The pipeline", step 1; released configs of github easyoo/Omni-AD): resize to
 S×S with bilinear interpolation, then centre crop S (a no-op after a square resize, kept as a named step so a
 larger resize can be tried), no augmentation. Masks are resized with nearest neighbour and binarised
 (any non-zero pixel is anomalous, which also covers VisA's 0/1-valued and MVTec's 0/255-valued masks).

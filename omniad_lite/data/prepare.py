@@ -18,7 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .images import check_pair
-from .samples import Sample, _formats, detect_format, load_samples
+from .loading import FORMATS, detect_format, load_samples
+from .sample import Sample
 
 DATASET_PAGES = {
     "mvtec": "https://www.mvtec.com/company/research/datasets/mvtec-ad",
@@ -69,7 +70,7 @@ def extract(archive: str | Path, dest: str | Path | None = None, log=print) -> P
 
 def find_root(path: Path, fmt: str) -> Path | None:
     """``path`` or the folder below it (up to two levels) that is a ``fmt`` root, else ``None``."""
-    module = _formats()[fmt]
+    module = FORMATS[fmt]
     candidates = [path] + sorted(p for p in path.iterdir() if p.is_dir())
     candidates += sorted(q for p in candidates[1:] for q in p.iterdir() if q.is_dir())
     return next((c for c in candidates if module.looks_like(c)), None)
@@ -157,7 +158,7 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
     if root is None:
         other = detect_format(folder)
         hint = f"; it looks like format {other!r}" if other else ""
-        raise ValueError(f"{folder} is not a {name} dataset: expected {_formats()[fmt].EXPECTED} in it or one "
+        raise ValueError(f"{folder} is not a {name} dataset: expected {FORMATS[fmt].EXPECTED} in it or one "
                          f"level below{hint}. Get {name} from {page}")
     log(f"{name} root: {root}")
     train = load_samples(root, fmt, "train", classes, **options)

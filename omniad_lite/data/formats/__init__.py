@@ -1,4 +1,4 @@
-"""Readers for the dataset layouts of ``FORMATS.md``, one module per layout.
+"""Readers for the dataset layouts of ``docs/data_formats.md``, one module per layout.
 
 Each module exposes ``EXPECTED`` (the file or folder that identifies the layout, for error messages),
 ``looks_like(root)``, ``list_classes(root, **options)`` and ``read(root, split, classes, **options)``.

@@ -1,7 +1,7 @@
 """MVTec-AD tree layout (also any custom data laid out the same way, with any class names).
 
 ``<root>/<class>/train/good/*.png``, ``<root>/<class>/test/<defect>/*.png`` and the mask of
-``test/<defect>/NNN.png`` at ``ground_truth/<defect>/NNN_mask.png`` (FORMATS.md; Bergmann et al., CVPR 2019).
+``test/<defect>/NNN.png`` at ``ground_truth/<defect>/NNN_mask.png`` (docs/data_formats.md; Bergmann et al., CVPR 2019).
 For custom data we also accept a mask named like its image (``NNN.png``) when ``NNN_mask.png`` is absent.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..samples import NORMAL_DEFECT, Sample
+from ..sample import NORMAL_DEFECT, Sample
 from . import is_image, reject_options
 
 EXPECTED = "<class>/train/good/ (MVTec-AD tree)"

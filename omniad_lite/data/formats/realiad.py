@@ -7,7 +7,7 @@ https://realiad4ad.github.io/Real-IAD/).
 ``mask_path`` (paths relative to ``<resolution>/<class>/``). A sample is normal when ``anomaly_class`` is
 ``meta.normal_class`` or ``mask_path`` is null. The camera view is the ``_C<n>_`` part of the file name.
 
-The released Omni-AD Real-IAD config names a dataset class that does not exist (SPEC.md); its intent, and our
+The released Omni-AD Real-IAD config names a dataset class that does not exist (docs/method.md); its intent, and our
 default, is all five views with each image a separate sample.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..samples import NORMAL_DEFECT, Sample
+from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
 
 RESOLUTION = "realiad_256"

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ..samples import NORMAL_DEFECT, Sample
+from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
 
 SPLIT_FILE = "split_csv/1cls.csv"

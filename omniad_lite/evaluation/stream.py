@@ -1,10 +1,10 @@
 """Streaming metrics with memory bounded independently of the number of test images.
 
-Part of :mod:`omniad_lite.metrics` (re-exported there as ``MetricAccumulator``); the definitions and the two
-protocols are in that module's docstring. The released code (ADer ``evaluator``) keeps every map of the test
-set in memory before scoring; that does not fit for Real-IAD-sized test sets, so this is our addition.
+The definitions and the two protocols are in :mod:`omniad_lite.evaluation.metrics`. The released code (ADer
+``evaluator``) keeps every map of the test set in memory before scoring; that does not fit for Real-IAD-sized
+test sets, so this is our addition.
 
-Scheme: anomaly maps from :func:`omniad_lite.scoring.anomaly_map` lie in the known range ``[0, 2]``
+Scheme: anomaly maps from :func:`omniad_lite.evaluation.scoring.anomaly_map` lie in the known range ``[0, 2]``
 (``1 - cos`` averaged and blurred). Pixels are binned over ``score_range`` with *floating-point* bins: the
 offset ``s = (v - lo) / (hi - lo)`` in ``[0, 1]`` is cast to float32 and its bit pattern (exponent and the
 top ``m`` mantissa bits) is the bin, for ``s >= 2**-24`` (below: bin 0). Bins are thus ``2**-m`` relative wide
@@ -24,7 +24,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from . import metrics as _m
+from .curves import (CONNECTIVITY_8, RELEASED_F1_THRESHOLDS, RELEASED_PRO_STEPS, aupro_from_levels,
+                     rank_metrics_from_counts, released_pro_area)
+from .metrics import (METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, check_image_inputs, check_maps_masks, image_metrics,
+                      undefined)
 
 DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
 FLOAT32_MANTISSA_BITS = 23
@@ -48,8 +51,8 @@ class MetricAccumulator:
 
     def __init__(self, protocol: str = "kit", num_bins: int = DEFAULT_NUM_BINS,
                  score_range: tuple[float, float] = SCORE_RANGE, *, allow_undefined: bool = False):
-        if protocol not in _m.PROTOCOLS:
-            raise ValueError(f"protocol={protocol!r}: choose one of {_m.PROTOCOLS}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
         lo, hi = map(float, score_range)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise ValueError(f"score_range={score_range!r}: need finite lo < hi")
@@ -102,16 +105,16 @@ class MetricAccumulator:
             masks: ground-truth masks of the same shape (``> 0.5`` anomalous).
         """
         try:
-            amaps, gt = _m.check_maps_masks(maps, masks)
+            amaps, gt = check_maps_masks(maps, masks)
         except ValueError as e:  # name the image by its position in the whole stream, not in the batch
             msg = str(e)
             if "image index" in msg:
                 i = int(msg.split("image index ")[1].split()[0])
                 msg = msg.replace(f"image index {i}", f"image index {self.num_images + i}", 1)
             raise ValueError(msg) from None
-        scores, labels = _m._check_image_inputs(image_scores, image_labels, n=amaps.shape[0])
+        scores, labels = check_image_inputs(image_scores, image_labels, n=amaps.shape[0])
         structure = np.zeros((3, 3, 3), dtype=bool)
-        structure[1] = _m.CONNECTIVITY_8
+        structure[1] = CONNECTIVITY_8
         regions, n_regions = ndimage.label(gt, structure=structure)  # (B, H, W)
         region_of_pos = regions[gt]
         sizes = np.bincount(region_of_pos, minlength=n_regions + 1)
@@ -131,38 +134,38 @@ class MetricAccumulator:
         """The seven metrics and mAD (fractions), like :func:`omniad_lite.metrics.compute_metrics`."""
         if self.num_images == 0:
             raise ValueError("MetricAccumulator.compute(): no images were added; call update() first")
-        out = _m.image_metrics(np.concatenate(self._scores), np.concatenate(self._labels), self.allow_undefined)
+        out = image_metrics(np.concatenate(self._scores), np.concatenate(self._labels), self.allow_undefined)
         n_pos, n_neg = int(self.pos_hist.sum()), int(self.neg_hist.sum())
         if n_pos == 0 or n_neg == 0:
-            _m._undefined(f"pixel metrics are undefined: the masks of these {self.num_images} images have "
+            undefined(f"pixel metrics are undefined: the masks of these {self.num_images} images have "
                           f"{'no anomalous' if n_pos == 0 else 'only anomalous'} pixels", self.allow_undefined)
-            out.update(dict.fromkeys(_m.PIXEL_METRICS, float("nan")))
+            out.update(dict.fromkeys(PIXEL_METRICS, float("nan")))
         else:
             out.update(self._pixel_metrics(n_pos, n_neg))
-        out["mad"] = float(np.mean([out[k] for k in _m.METRIC_NAMES]))
+        out["mad"] = float(np.mean([out[k] for k in METRIC_NAMES]))
         return out
 
     def _pixel_metrics(self, n_pos: int, n_neg: int) -> dict[str, float]:
         neg_lt = np.cumsum(self.neg_hist) - self.neg_hist  # normal pixels in lower bins
         tp = np.cumsum(self.pos_hist[::-1])[::-1]  # anomalous pixels in this bin or higher
         b = np.flatnonzero(self.pos_hist)
-        auroc, ap, f1max = _m.rank_metrics_from_counts(self.pos_hist[b], tp[b], neg_lt[b], self.neg_hist[b], n_neg)
+        auroc, ap, f1max = rank_metrics_from_counts(self.pos_hist[b], tp[b], neg_lt[b], self.neg_hist[b], n_neg)
         w_ge = np.cumsum(self.pos_weight[::-1])[::-1] / self.num_regions  # PRO at >= bin
         centres = self.centres
         if self.protocol == "released":
-            step = (self.map_max - self.map_min) / _m.RELEASED_PRO_STEPS
-            ths = self.map_min + step * np.arange(_m.RELEASED_PRO_STEPS)
+            step = (self.map_max - self.map_min) / RELEASED_PRO_STEPS
+            ths = self.map_min + step * np.arange(RELEASED_PRO_STEPS)
             first_above = np.searchsorted(centres, ths, "right")  # bins with centre > th
             neg_ge = np.r_[np.cumsum(self.neg_hist[::-1])[::-1], 0]
             pro_ge = np.r_[w_ge, 0.0]
-            aupro = _m.released_pro_area(neg_ge[first_above] / n_neg, pro_ge[first_above])
-            f1_ths = self.map_min + np.linspace(0, 1, _m.RELEASED_F1_THRESHOLDS) * (self.map_max - self.map_min)
+            aupro = released_pro_area(neg_ge[first_above] / n_neg, pro_ge[first_above])
+            f1_ths = self.map_min + np.linspace(0, 1, RELEASED_F1_THRESHOLDS) * (self.map_max - self.map_min)
             first = np.searchsorted(centres, f1_ths, "left")  # bins with centre >= th
             tp_f1 = np.r_[tp, 0][first].astype(np.float64)
             fp_f1 = neg_ge[first].astype(np.float64)
             f1max = float(np.max(2 * tp_f1 / (n_pos + tp_f1 + fp_f1)))
         else:
             neg_le = neg_lt + self.neg_hist
-            aupro = _m.aupro_from_levels(self.pos_weight[b] / self.num_regions, (n_neg - neg_le[b]) / n_neg,
+            aupro = aupro_from_levels(self.pos_weight[b] / self.num_regions, (n_neg - neg_le[b]) / n_neg,
                                          (n_neg - neg_lt[b]) / n_neg)
         return dict(pixel_auroc=auroc, pixel_ap=ap, pixel_f1max=f1max, pixel_aupro=aupro)

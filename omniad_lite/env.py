@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, device choice, library versions for the run record."""
+"""The run environment: seeding, device choice, and the library versions recorded in every run."""
 from __future__ import annotations
 
 import os

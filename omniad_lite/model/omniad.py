@@ -9,7 +9,8 @@ the reconstruction error is the anomaly signal.
   only the trainable part (used with cached teacher features).
 - :func:`feature_jitter` is UniAD's jitter as the released code applies it: per token
   ``f + ε·(‖f‖₂ / C)·scale`` (division by C, not sqrt(C)), training only.
-- :func:`reconstruction_loss`: MSE per scale, summed over the three scales.
+- ``model.preprocess`` is the input size and normalisation the model expects (saved with every run):
+  datasets, ``predict`` and the ONNX export take them from there.
 
 Names vs. the released code: ``encoder`` = ``net_t``, ``neck`` = ``Neck``, ``decoder`` = ``net_s``,
 ``jitter_scale`` = the hard-coded ``scale = 20`` of ``add_jitter``. The released code draws the jitter on the
@@ -18,15 +19,15 @@ CPU and moves it; we draw it on the features' device (same distribution).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ExperimentConfig, ModelConfig
+from ..data.preprocess import Preprocess
 from .decoder import Decoder
 from .encoder import FrozenEncoder, encoder_mean_std
 from .neck import Neck
 
-__all__ = ["OmniAD", "build_model", "encoder_mean_std", "feature_jitter", "reconstruction_loss"]
+__all__ = ["OmniAD", "build_model", "feature_jitter", "model_preprocess", "resolve_preprocess"]
 
 
 def feature_jitter(features: torch.Tensor, scale: float) -> torch.Tensor:
@@ -41,13 +42,6 @@ def feature_jitter(features: torch.Tensor, scale: float) -> torch.Tensor:
     return features + torch.randn_like(features) * token_norms * scale
 
 
-def reconstruction_loss(encoder_features: list[torch.Tensor], reconstructions: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over the three scales of the mean squared error between features and reconstructions."""
-    if len(encoder_features) != len(reconstructions):
-        raise ValueError(f"got {len(encoder_features)} encoder maps but {len(reconstructions)} reconstructions")
-    return sum(F.mse_loss(rec, feat) for feat, rec in zip(encoder_features, reconstructions))
-
-
 class OmniAD(nn.Module):
     """The whole network.
 
@@ -55,12 +49,15 @@ class OmniAD(nn.Module):
         encoder: frozen :class:`~omniad_lite.encoder.FrozenEncoder`.
         neck: :class:`~omniad_lite.neck.Neck`.
         decoder: :class:`~omniad_lite.decoder.Decoder`.
+        preprocess: the input size and normalisation the model expects.
         jitter_scale: feature-jitter scale during training (0 disables it).
     """
 
-    def __init__(self, encoder: FrozenEncoder, neck: Neck, decoder: Decoder, jitter_scale: float = 20.0):
+    def __init__(self, encoder: FrozenEncoder, neck: Neck, decoder: Decoder, preprocess: Preprocess,
+                 jitter_scale: float = 20.0):
         super().__init__()
         self.encoder, self.neck, self.decoder = encoder, neck, decoder
+        self.preprocess = preprocess
         self.jitter_scale = jitter_scale
 
     def reconstruct(self, encoder_features: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -79,7 +76,7 @@ class OmniAD(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Args:
-            images: ``(B, 3, S, S)`` normalised with ``encoder.mean``/``encoder.std``.
+            images: ``(B, 3, S, S)`` prepared with :attr:`preprocess`.
 
         Returns:
             ``(encoder_features, reconstructions)``: two lists of three ``(B, c_i, S/r_i, S/r_i)`` tensors.
@@ -87,6 +84,24 @@ class OmniAD(nn.Module):
         with torch.no_grad():
             features = self.encoder(images)
         return features, self.reconstruct(features)
+
+
+def model_preprocess(model_cfg: ModelConfig) -> Preprocess:
+    """Input size and normalisation of ``model_cfg`` (``mean``/``std`` ``None``: the encoder's pretrained ones)."""
+    mean, std = model_cfg.mean, model_cfg.std
+    if mean is None or std is None:
+        default_mean, default_std = encoder_mean_std(model_cfg.encoder)
+        mean, std = mean or default_mean, std or default_std
+    return Preprocess(model_cfg.image_size, tuple(mean), tuple(std))
+
+
+def resolve_preprocess(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A copy of ``cfg`` with ``model.mean``/``model.std`` filled in (the encoder's pretrained values).
+
+    A run saves this resolved config, so its normalisation never depends on the installed timm.
+    """
+    pre = model_preprocess(cfg.model)
+    return cfg.with_overrides({"model.mean": list(pre.mean), "model.std": list(pre.std)})
 
 
 def build_model(model_cfg: ModelConfig) -> OmniAD:
@@ -102,4 +117,4 @@ def build_model(model_cfg: ModelConfig) -> OmniAD:
                       num_query_tokens=model_cfg.num_query_tokens, num_kv_tokens=model_cfg.num_kv_tokens,
                       use_global_branch=model_cfg.use_global_branch, use_local_branch=model_cfg.use_local_branch,
                       ffn=model_cfg.ffn)
-    return OmniAD(encoder, neck, decoder, jitter_scale=model_cfg.jitter_scale)
+    return OmniAD(encoder, neck, decoder, model_preprocess(model_cfg), jitter_scale=model_cfg.jitter_scale)

@@ -1,9 +1,9 @@
 """Published multi-class results of the methods Omni-AD compares against (the peers' own numbers).
 
-Values are percentages as printed in the papers, copied from SPEC.md ("Bars to beat"; multi-class setting,
+Values are percentages as printed in the papers, listed in docs/method.md ("Published anchors"; multi-class setting,
 256² input). Sources: MambaAD (He et al., NeurIPS 2024, arXiv 2404.06564), InvAD (Zhang et al.,
 arXiv 2404.10760) and ViTAD (Zhang et al., arXiv 2312.07495); ViTAD trained in 1.1 h with 2.3 GB on one
-V100. Only what SPEC.md lists is recorded: a missing number is ``NaN``, never estimated.
+V100. Only what docs/method.md lists is recorded: a missing number is ``NaN``, never estimated.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from omniad_lite.omni_block import GlobalBranch
-from omniad_lite.token_attention import block_input, query_token_attention
+from omniad_lite.model.omni_block import GlobalBranch
+from omniad_lite.viz.attention import block_input, query_token_attention
 
 
 def test_weights_times_values_equal_fused_attention():

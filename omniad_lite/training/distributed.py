@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .utils import resolve_device
+from ..env import resolve_device
 
 
 @dataclass

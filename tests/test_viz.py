@@ -1,4 +1,4 @@
-"""Tests for omniad_lite.plots, omniad_lite.widgets and omniad_lite.reference_results (Agg backend)."""
+"""Tests for omniad_lite.viz (figures, widgets) and omniad_lite.evaluation.reference_results (Agg backend)."""
 from __future__ import annotations
 
 import base64
@@ -15,8 +15,9 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from omniad_lite import plots, widgets  # noqa: E402
-from omniad_lite.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
+from omniad_lite import viz as plots  # noqa: E402
+from omniad_lite.viz import curves, widgets  # noqa: E402
+from omniad_lite.evaluation.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +118,7 @@ def test_pro_curve_hand_computed():
 def test_pro_curve_perfect_map_reaches_one():
     data = _toy_results()
     fpr, pro = plots.pro_curve(data.masks, data.masks)
-    assert pro[-1] == 1.0 and fpr.max() <= plots.PRO_MAX_FPR
+    assert pro[-1] == 1.0 and fpr.max() <= curves.PRO_MAX_FPR
     fig = plots.pro_curves({"a": (data.masks, data.masks)})
     assert "100.0" in fig.axes[0].get_lines()[0].get_label()
 
@@ -204,7 +205,7 @@ def test_explorer_widgets_follow_controls(monkeypatch):
 
 def test_pro_curve_area_matches_metrics_aupro():
     """Our sampled PRO curve's area agrees with omniad_lite.metrics' exact AU-PRO (independent code)."""
-    from omniad_lite.metrics import compute_metrics
+    from omniad_lite.evaluation.metrics import compute_metrics
 
     rng = np.random.default_rng(1)
     masks = np.zeros((6, 24, 24), np.uint8)
@@ -213,7 +214,7 @@ def test_pro_curve_area_matches_metrics_aupro():
     labels = masks.reshape(6, -1).max(1)
     exact = compute_metrics(maps.reshape(6, -1).max(1), labels, maps, masks, "kit")["pixel_aupro"]
     fpr, pro = plots.pro_curve(maps, masks, num_thresholds=2000)
-    assert abs(plots._trapezoid(pro, fpr) / plots.PRO_MAX_FPR - exact) < 0.01
+    assert abs(curves._trapezoid(pro, fpr) / curves.PRO_MAX_FPR - exact) < 0.01
 
 
 def test_live_loss_plot_redraws_history(tmp_path, monkeypatch):

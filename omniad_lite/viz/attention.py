@@ -1,6 +1,6 @@
 """Where the learnable tokens look: attention weights of an Omni-block's global branch, for the notebooks.
 
-:class:`omniad_lite.omni_block.TokenAttention` runs fused ``scaled_dot_product_attention`` and never forms
+:class:`omniad_lite.model.token_attention.TokenAttention` runs fused ``scaled_dot_product_attention`` and never forms
 the attention matrix. To *show* it, :func:`query_token_attention` recomputes ``softmax(q kᵀ / sqrt(d))`` of
 attention (a) — the learnable query tokens attending to the block's input positions — from the module's own
 ``q``/``kv`` layers and tokens, and :func:`block_input` captures what a decoder block receives with a forward
@@ -21,7 +21,7 @@ def query_token_attention(global_branch, x: torch.Tensor) -> torch.Tensor:
     """Attention of the learnable query tokens (attention (a)) over the positions of ``x``.
 
     Args:
-        global_branch: an :class:`omniad_lite.omni_block.GlobalBranch` (``block.global_branch``).
+        global_branch: an :class:`omniad_lite.model.omni_block.GlobalBranch` (``block.global_branch``).
         x: the block's input ``(B, H, W, C)`` (channels last).
 
     Returns:

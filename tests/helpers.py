@@ -1,4 +1,4 @@
-"""Builders of tiny datasets in each real layout (FORMATS.md), for the data tests.
+"""Builders shared by the tests: tiny datasets in each real layout (docs/data_formats.md) and a tiny config.
 
 Every builder writes real image files (PNG/JPG) and returns the expected counts so the tests compare the
 loaders against what was written, not against the loaders themselves.
@@ -11,6 +11,17 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from omniad_lite.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from omniad_lite.data.preprocess import Preprocess
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm IMAGENET_DEFAULT_MEAN
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_preprocess(size: int) -> Preprocess:
+    """Input size ``size`` with ImageNet normalisation (resnet34's)."""
+    return Preprocess(size, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def write_image(path: Path, size_wh: tuple[int, int], mode: str = "RGB", seed: int = 0) -> np.ndarray:
@@ -142,3 +153,48 @@ def build_meta(root: Path) -> dict:
                           "specie_name": "good", "anomaly": 0})
     (root / "meta.json").write_text(json.dumps({"train": train, "test": test}))
     return {"classes": ["screw", "tile"], "train": 4, "test": 4, "test_anomalous": 2}
+
+
+TINY_SIZE = 64
+# lite0 at random init (nothing to load), one Omni-block per stage, 4 learnable tokens, 64² input
+TINY_MODEL = dict(encoder="tf_efficientnet_lite0", encoder_weights=None, decoder_depths=(1, 1, 1, 1),
+                  num_query_tokens=4, num_kv_tokens=4, image_size=TINY_SIZE)
+
+
+def make_tiny_mvtec(root: Path, classes=("alpha", "beta"), n_train: int = 8, n_test_good: int = 2,
+                    n_defect: int = 2, side: int = 48) -> Path:
+    """A tiny MVTec-layout dataset: smooth random textures; defects are bright squares with exact masks."""
+    rng = np.random.default_rng(0)
+    for ci, cls in enumerate(classes):
+        def texture() -> np.ndarray:
+            base = rng.normal(128, 20, (side // 4, side // 4, 3))
+            img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 4, (side, side, 3)) + 30 * ci
+            return np.clip(img, 0, 255).astype(np.uint8)
+
+        for split, n in (("train", n_train), ("test", n_test_good)):
+            d = root / cls / split / "good"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(texture()).save(d / f"{i:03d}.png")
+        d, g = root / cls / "test" / "spot", root / cls / "ground_truth" / "spot"
+        d.mkdir(parents=True)
+        g.mkdir(parents=True)
+        for i in range(n_defect):
+            img, mask = texture(), np.zeros((side, side), np.uint8)
+            y, x = rng.integers(8, side - 20, 2)
+            img[y:y + 12, x:x + 12] = 250
+            mask[y:y + 12, x:x + 12] = 255
+            Image.fromarray(img).save(d / f"{i:03d}.png")
+            Image.fromarray(mask).save(g / f"{i:03d}_mask.png")
+    return root
+
+
+def tiny_config(root: Path, cache_dir: Path, **train_kw) -> ExperimentConfig:
+    """lite0 (random init: nothing to load), one Omni-block per stage, 64² images, batch 4."""
+    train = dict(iterations=7, batch_size=4, device="cpu", checkpoint_every=2, log_every=1, seed=3)
+    train.update(train_kw)
+    return ExperimentConfig(
+        name="tiny",
+        model=ModelConfig(**TINY_MODEL),
+        data=DataConfig(root=str(root), format="mvtec", cache_dir=str(cache_dir)),
+        train=TrainConfig(**train))

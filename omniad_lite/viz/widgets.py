@@ -2,7 +2,7 @@
 
 :func:`explorer` returns an ``ipywidgets.VBox`` (class dropdown, image slider, threshold slider and the
 figure) when widgets can render — ipywidgets is installed and the code runs in a Jupyter kernel — and
-otherwise a static :func:`omniad_lite.plots.heatmap_gallery` of a few images per class, so the same
+otherwise a static :func:`omniad_lite.viz.heatmap_gallery` of a few images per class, so the same
 notebook cell works in JupyterLab, under papermill, in a plain Python script and on a static viewer.
 The released code (github easyoo/Omni-AD) has no visual explorer; this part is ours.
 """
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import heatmap_gallery, overlay, to_numpy
+from .overlays import heatmap_gallery, overlay, to_numpy
 
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
 THRESHOLD_STEPS = 100  # slider resolution between the maps' min and max
@@ -53,6 +53,16 @@ class ExplorerData:
         bad = {k: v for k, v in sizes.items() if v != n}
         if n == 0 or bad:
             raise ValueError(f"ExplorerData: {n} images but {bad or 'none'}; give one entry per image")
+
+    @classmethod
+    def from_eval(cls, result, dataset) -> ExplorerData:
+        """The images of ``dataset`` with the maps of ``result`` (``evaluate(..., keep_maps=True)``)."""
+        if result.maps is None:
+            raise ValueError("the explorer needs the maps: evaluate(..., keep_maps=True)")
+        images = np.stack([dataset.raw(i)[0] for i in range(len(dataset))])  # (N, S, S, 3) uint8
+        return cls(images=images, maps=result.maps.astype(np.float32), masks=result.masks,
+                   cls_names=list(result.per_image["cls_name"]), scores=result.per_image["score"].to_numpy(),
+                   labels=result.per_image["label"].to_numpy())
 
     @property
     def classes(self) -> list[str]:
@@ -215,7 +225,7 @@ class LiveLossPlot:
     def __call__(self, step: int | None = None, model=None) -> None:
         import time
 
-        from .plots import loss_curve
+        from .curves import loss_curve
 
         now = time.monotonic()
         if step is not None and now - self._last < self.every_s:

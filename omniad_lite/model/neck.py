@@ -61,7 +61,7 @@ class Neck(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Kaiming-normal (fan_out, relu) convs, BatchNorm weight 1 / bias 0 (SPEC; MambaAD's init).
+        """Kaiming-normal (fan_out, relu) convs, BatchNorm weight 1 / bias 0 (docs/method.md; MambaAD's init).
 
         The released code leaves the 1x1 fusion convs' biases at PyTorch's default; we zero them. A bias
         right before BatchNorm is cancelled by the normalisation, so this changes no output.

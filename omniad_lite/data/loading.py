@@ -1,6 +1,6 @@
-"""One record per image (:class:`Sample`) and :func:`load_samples`, which reads any supported layout.
+""":func:`load_samples`: the samples of one split of a dataset in any supported layout.
 
-The layouts are the ones the datasets ship with (``FORMATS.md``): MVTec-AD trees, VisA's
+The layouts are the ones the datasets ship with (``docs/data_formats.md``): MVTec-AD trees, VisA's
 ``split_csv/1cls.csv``, Real-IAD's per-class jsons and ADer's ``meta.json`` (the split file the released
 Omni-AD code reads, github easyoo/Omni-AD ``data/ad_dataset.py``). Each layout has a small reader in
 :mod:`omniad_lite.data.formats`; this module chooses one, filters classes and runs the checks that stay
@@ -14,38 +14,14 @@ file and the fix for every malformed entry instead of failing later inside a Dat
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPLITS = ("train", "test")
-NORMAL_DEFECT = "good"  # defect name used for every normal image (MVTec-AD's folder name)
+from .formats import meta, mvtec, realiad, visa
+from .sample import SPLITS, Sample
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One image of a dataset split.
-
-    Args:
-        image_path: absolute path of the image file.
-        mask_path: absolute path of its ground-truth mask (``None`` for normal images).
-        cls_name: object/texture class, e.g. ``"bottle"``.
-        defect: defect type (``"good"`` for normal images).
-        label: 0 normal, 1 anomalous.
-    """
-
-    image_path: str
-    mask_path: str | None
-    cls_name: str
-    defect: str
-    label: int
-
-
-def _formats() -> dict[str, Any]:
-    from .formats import meta, mvtec, realiad, visa
-    # Detection order for "auto": native layouts first, ADer meta.json last (prepared roots have both).
-    return {"visa": visa, "realiad": realiad, "mvtec": mvtec, "meta": meta}
-
+# Detection order for "auto": native layouts first, ADer meta.json last (prepared roots have both).
+FORMATS: dict[str, Any] = {"visa": visa, "realiad": realiad, "mvtec": mvtec, "meta": meta}
 
 FORMAT_NAMES = ("mvtec", "visa", "realiad", "meta", "auto")
 
@@ -53,7 +29,7 @@ FORMAT_NAMES = ("mvtec", "visa", "realiad", "meta", "auto")
 def detect_format(root: str | Path) -> str | None:
     """Name of the layout ``root`` is in (``"visa"``, ``"realiad"``, ``"mvtec"``, ``"meta"``) or ``None``."""
     root = Path(root)
-    for name, module in _formats().items():
+    for name, module in FORMATS.items():
         if module.looks_like(root):
             return name
     return None
@@ -75,7 +51,7 @@ def resolve_format(root: Path, format: str) -> str:
     """Check that ``root`` is in ``format`` (or detect it for ``"auto"``); return the concrete name."""
     if format not in FORMAT_NAMES:
         raise ValueError(f"unknown dataset format {format!r}; use one of {', '.join(FORMAT_NAMES)}")
-    formats = _formats()
+    formats = FORMATS
     if format == "auto":
         found = detect_format(root)
         if found is None:
@@ -97,7 +73,7 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
     """Read the samples of one split of a dataset.
 
     Args:
-        root: dataset root as the dataset ships it (see ``FORMATS.md``).
+        root: dataset root as the dataset ships it (see ``docs/data_formats.md``).
         format: ``"mvtec"`` (also any custom data in the MVTec tree layout), ``"visa"``, ``"realiad"``,
             ``"meta"`` (ADer meta.json) or ``"auto"`` (detect).
         split: ``"train"`` or ``"test"``.
@@ -115,7 +91,7 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
     root = _check_root(root)
     name = resolve_format(root, format)
-    module = _formats()[name]
+    module = FORMATS[name]
     valid = module.list_classes(root, **options)
     if not valid:
         raise ValueError(f"no classes found in {root} (format {name!r}): expected {module.EXPECTED}")
@@ -143,8 +119,3 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
         for s in samples:
             check_pair(s.image_path, s.mask_path)
     return sorted(samples, key=lambda s: (s.cls_name, s.image_path))
-
-
-def class_names(samples: list[Sample]) -> list[str]:
-    """Sorted class names present in ``samples``."""
-    return sorted({s.cls_name for s in samples})

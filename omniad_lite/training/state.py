@@ -1,6 +1,6 @@
-"""Resumable training state: run-directory checks, checkpoints, RNG states and ``history.csv``.
+"""Resumable training state: run-directory checks, checkpoints and RNG states.
 
-A checkpoint is two files written atomically (temporary file + rename, :func:`checkpoint.atomic_write`):
+A checkpoint is two files written atomically (temporary file + rename, :func:`omniad_lite.files.atomic_write`):
 ``model.safetensors`` (weights, with the step in its metadata) and ``train_state.pt`` (optimiser, lr
 scheduler, AMP scaler, RNG states of every process, step, epoch, the running loss window). Everything in
 ``train_state.pt`` is a tensor or a plain Python value, so it loads with ``torch.load(weights_only=True)``:
@@ -8,32 +8,23 @@ no pickled code runs when a run is resumed.
 
 The released code (github easyoo/Omni-AD, built on ADer) saves a ``ckpt.pth`` with ``torch.save`` of the
 whole state; resuming it is not bit-exact. Here "N steps + resume + N steps" equals "2N steps" bit for bit
-on CPU (``tests/test_train_resume.py``).
+on CPU (``tests/test_train.py``).
 """
 from __future__ import annotations
 
-import csv
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, atomic_write, save_model
-from .config import ExperimentConfig
-
-STATE_FILE = "train_state.pt"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-METRICS_CSV = "metrics.csv"
-HISTORY_COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s")
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, STATE_FILE, HISTORY_FILE, METRICS_FILE, METRICS_CSV)
+from ..config import ExperimentConfig
+from ..files import atomic_write
+from ..run import RunDir
 
 
 # -- run directory ---------------------------------------------------------------------------------------
-def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> bool:
+def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> bool:
     """Check ``run_dir`` against the resume/overwrite flags; return True when a checkpoint will be resumed.
 
     Raises:
@@ -43,24 +34,24 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, *, resume: bool, overw
     """
     if resume and overwrite:
         raise ValueError("pass either resume=True or overwrite=True, not both")
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    existing = run.existing_files()
     if resume:
-        if not (run_dir / STATE_FILE).is_file():
-            raise FileNotFoundError(f"cannot resume: {run_dir / STATE_FILE} does not exist "
+        if not (run / RunDir.STATE).is_file():
+            raise FileNotFoundError(f"cannot resume: {run / RunDir.STATE} does not exist "
                                     f"(start a new run without --resume)")
-        saved = ExperimentConfig.load(run_dir / CONFIG_FILE)
+        saved = run.load_config()
         differing = saved.diff(cfg)
         if differing:
             details = ", ".join(f"{k}: {_get(saved, k)!r} -> {_get(cfg, k)!r}" for k in differing)
-            raise ValueError(f"cannot resume {run_dir}: the config differs from the saved one in "
+            raise ValueError(f"cannot resume {run}: the config differs from the saved one in "
                              f"{details}; resume with the same settings or start a new --out")
         return True
     if existing:
         if not overwrite:
-            raise FileExistsError(f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
+            raise FileExistsError(f"{run} already holds a run ({', '.join(existing)}); pass --resume to "
                                   f"continue it, --overwrite to replace it, or choose another --out")
         for name in existing:  # only our own files: never wipe a directory the user pointed us at
-            (run_dir / name).unlink()
+            (run / name).unlink()
     return False
 
 
@@ -97,61 +88,23 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 # -- checkpoints --------------------------------------------------------------------------------------------
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) -> None:
     """Write ``model.safetensors`` then ``train_state.pt`` atomically; both carry ``state["step"]``."""
-    save_model(run_dir, model, metadata={"step": str(state["step"])})
-    atomic_write(run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
+    run.save_model(model, metadata={"step": str(state["step"])})
+    atomic_write(run / RunDir.STATE, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(run_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
+def load_checkpoint(run: RunDir, model: torch.nn.Module) -> dict[str, Any]:
     """Load the weights into ``model`` and return the training state (``torch.load(weights_only=True)``).
 
     Raises:
         RuntimeError: the two files come from different steps (a crash between the two renames).
     """
-    from safetensors.torch import load_file
-
-    state = torch.load(run_dir / STATE_FILE, map_location="cpu", weights_only=True)
-    with safe_open(str(run_dir / MODEL_FILE), framework="pt") as f:
-        model_step = (f.metadata() or {}).get("step")
+    state = torch.load(run / RunDir.STATE, map_location="cpu", weights_only=True)
+    model_step = run.model_metadata().get("step")
     if model_step != str(state["step"]):
-        raise RuntimeError(f"{run_dir}: {MODEL_FILE} is from step {model_step} but {STATE_FILE} from step "
+        raise RuntimeError(f"{run}: {RunDir.MODEL} is from step {model_step} but {RunDir.STATE} from step "
                            f"{state['step']}; the last checkpoint write was interrupted — start again with "
                            f"--overwrite")
-    model.load_state_dict(load_file(str(run_dir / MODEL_FILE)), strict=True)
+    model.load_state_dict(run.load_state_dict(), strict=True)
     return state
-
-
-# -- history.csv --------------------------------------------------------------------------------------------
-def open_history(run_dir: Path, keep_until_step: int) -> None:
-    """Create ``history.csv`` with its header, or cut it back to rows with ``step <= keep_until_step``.
-
-    Rows logged after the last checkpoint of an interrupted run are dropped, because the resumed run
-    computes those steps again.
-    """
-    path = run_dir / HISTORY_FILE
-    rows: list[list[str]] = []
-    if keep_until_step > 0 and path.is_file():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until_step]
-        rows = [[r[c] for c in HISTORY_COLUMNS] for r in rows]
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(HISTORY_COLUMNS)
-            w.writerows(rows)
-
-    atomic_write(path, write)
-
-
-def append_history(run_dir: Path, row: dict[str, float]) -> None:
-    """Append one row (``step, epoch, loss, lr, images_per_s``) to ``history.csv``."""
-    with (run_dir / HISTORY_FILE).open("a", newline="") as f:
-        csv.writer(f).writerow([row[c] for c in HISTORY_COLUMNS])
-
-
-def read_history(run_dir: str | Path) -> list[dict[str, float]]:
-    """``history.csv`` as a list of dicts with float values (convenience for tests and notebooks)."""
-    with (Path(run_dir) / HISTORY_FILE).open(newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]

@@ -1,0 +1,300 @@
+"""The training engine: the released Omni-AD recipe, resumable, deterministic, multi-process.
+
+``train(cfg, out_dir)`` reads as the list of what a run does: check the run directory and the data, build the
+model and the optimiser, restore a checkpoint, fill the teacher-feature cache, loop over optimiser steps
+(log, evaluate, checkpoint), evaluate the final model. Each step is one short function below.
+
+Recipe (docs/method.md "Training recipe"; released configs ``configs/omniad/*.py`` of github easyoo/Omni-AD
+and ADer's trainer): :mod:`.optim` (AdamW, weight-decay groups, lr drop), :mod:`.step` (loss, clipping,
+AMP), feature jitter inside the model, seed 42. Where we differ from the released code, on purpose:
+
+- the *final* model's metrics are the headline; the released protocol (per-metric best over periodic
+  test evaluations) is recorded separately in ``metrics.json`` under ``best_over_training`` (:mod:`.report`);
+- checkpoints are atomic and resumable bit for bit (:mod:`.state`);
+- ``train.batch_size`` is the global batch under ``torchrun`` (:mod:`.distributed`);
+- speed options: AMP, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import ExperimentConfig
+from ..env import seed_everything, versions
+from ..results import TrainResult
+from ..run import RunDir
+from . import distributed as dist_utils
+from . import state as ts
+from .optim import build_optimizer, build_scheduler
+from .report import final_evaluation, periodic_evaluation
+from .step import TrainStep, autocast_factory, optimizer_step, resolve_amp
+
+TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
+
+
+@dataclass
+class _Run:
+    """Everything a training run builds once."""
+
+    cfg: ExperimentConfig
+    run: RunDir
+    info: dist_utils.DistInfo
+    dataset: Any
+    steps_per_epoch: int
+    total_steps: int
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    autocast: Callable
+    step_fn: Callable
+    trainable: list
+    cache: Any = None
+
+
+@dataclass
+class _Progress:
+    """What changes from step to step (and is saved in a checkpoint)."""
+
+    step: int = 0
+    evals: list = field(default_factory=list)
+    window_loss: torch.Tensor | None = None
+    window_count: int = 0
+    window_t0: float = 0.0
+
+
+def check_data(cfg: ExperimentConfig, preprocess, progress: bool):
+    """Build the train dataset, failing early and clearly on a missing root or an empty split."""
+    from ..data import dataset_from_config
+
+    if cfg.data.root is not None and not Path(cfg.data.root).is_dir():
+        raise FileNotFoundError(f"data root {cfg.data.root} does not exist; pass --data-root DIR "
+                                f"(or data.root=null for the demo dataset)")
+    dataset = dataset_from_config(cfg.data, "train", preprocess, progress=progress)
+    if len(dataset) == 0:
+        raise ValueError(f"the train split under {cfg.data.root} is empty (classes={cfg.data.classes}); "
+                         f"check the dataset layout and data.classes")
+    if len(dataset) < cfg.train.batch_size:
+        raise ValueError(f"the train split has {len(dataset)} images, fewer than train.batch_size="
+                         f"{cfg.train.batch_size}; lower the batch size")
+    return dataset
+
+
+def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, max_steps: int | None = None,
+          callback: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
+    """Train Omni-AD with ``cfg`` and write a run directory.
+
+    Args:
+        cfg: the experiment (e.g. ``presets.get("demo")``).
+        out_dir: the run directory (see :class:`~omniad_lite.run.RunDir` for its files).
+        resume: continue the run in ``out_dir`` from its last checkpoint (same config required).
+        overwrite: replace a run already in ``out_dir``.
+        progress: show progress bars (main process only).
+        max_steps: pause after this many optimiser steps (checkpoint written, no evaluation); resume later.
+        callback: called as ``callback(step, model)`` after every optimiser step (notebooks, tests).
+
+    Returns:
+        A :class:`~omniad_lite.results.TrainResult`; its ``evaluation`` is the final model's
+        (``None`` when paused by ``max_steps`` and in non-main processes).
+    """
+    info = dist_utils.setup(cfg.train.device)
+    try:
+        from ..model import resolve_preprocess
+
+        cfg = resolve_preprocess(cfg)
+        run = RunDir(out_dir)
+        resuming = ts.prepare_run_dir(run, cfg, resume=resume, overwrite=overwrite) if info.is_main else resume
+        dist_utils.barrier(info)
+        r = _build(cfg, run, info, progress and info.is_main)
+        prog = _start(r, resuming, progress and info.is_main)
+        stop_at = r.total_steps if max_steps is None else min(max_steps, r.total_steps)
+        t_start = time.perf_counter()
+        _loop(r, prog, stop_at, progress and info.is_main, callback)
+        return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
+    finally:
+        dist_utils.cleanup(info)
+
+
+def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
+    """Data, model, optimiser, scheduler, AMP and the (wrapped) train step."""
+    from ..model import build_model, model_preprocess, reconstruction_loss
+
+    t_cfg, device = cfg.train, info.device
+    dist_utils.check_batch(t_cfg.batch_size, info)
+    dataset = check_data(cfg, model_preprocess(cfg.model), progress)
+    steps_per_epoch = len(dataset) // t_cfg.batch_size
+    total_steps = t_cfg.iterations if t_cfg.iterations is not None else t_cfg.epochs * steps_per_epoch
+    seed_everything(t_cfg.seed + info.rank)  # rank 0 = the single-process run; DDP broadcasts its weights
+    model = build_model(cfg.model).to(device)
+    if t_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    optimizer = build_optimizer(t_cfg, model)
+    amp_dtype = resolve_amp(t_cfg.amp, device)
+    step_module = dist_utils.wrap_model(TrainStep(model, reconstruction_loss), info)
+    return _Run(cfg=cfg, run=run, info=info, dataset=dataset, steps_per_epoch=steps_per_epoch,
+                total_steps=total_steps, model=model, optimizer=optimizer,
+                scheduler=build_scheduler(optimizer, t_cfg, total_steps, steps_per_epoch),
+                scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+                autocast=autocast_factory(amp_dtype, device),
+                step_fn=torch.compile(step_module) if t_cfg.compile else step_module,
+                trainable=[p for p in model.parameters() if p.requires_grad])
+
+
+def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
+    """Fill the teacher cache, restore a checkpoint (weights, optimiser, RNG), open the run's records.
+
+    The cache is built *before* the RNG states are restored, so a resumed run continues from exactly the
+    random state the interrupted one had at its checkpoint.
+    """
+    r.cache = _teacher_cache(r, progress)
+    prog = _Progress()
+    if resuming:
+        state = ts.load_checkpoint(r.run, r.model)
+        r.optimizer.load_state_dict(state["optimizer"])
+        r.scheduler.load_state_dict(state["scheduler"])
+        r.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        ts.restore_rng(rngs[r.info.rank] if len(rngs) == r.info.world_size else rngs[0])
+        prog.step, prog.evals = state["step"], state["evals"]
+        prog.window_loss, prog.window_count = state["window"]["loss"], state["window"]["count"]
+    if r.info.is_main:
+        r.run.save_config(r.cfg, versions())
+        r.run.open_history(keep_until_step=prog.step)
+    prog.window_loss = torch.tensor(float(prog.window_loss or 0.0), dtype=torch.float32, device=r.info.device)
+    prog.window_t0 = time.perf_counter()
+    return prog
+
+
+def _teacher_cache(r: _Run, progress: bool):
+    """The teacher-feature cache of the train split (``None`` when ``train.cache_teacher_features="off"``)."""
+    t_cfg = r.cfg.train
+    if t_cfg.cache_teacher_features == "off":
+        return None
+    from ..data import default_cache_dir
+    from .teacher_cache import build_cache, cache_key
+
+    pre = r.model.preprocess
+    key = cache_key(r.cfg.model, pre.image_size, pre.mean, pre.std, [s.image_path for s in r.dataset.samples],
+                    t_cfg.seed)
+    return build_cache(t_cfg.cache_teacher_features, r.model.encoder, r.dataset, r.info.device,
+                       cache_root=Path(r.cfg.data.cache_dir or default_cache_dir()), key=key,
+                       batch_size=TEACHER_BATCH, autocast=r.autocast, channels_last=t_cfg.channels_last,
+                       progress=progress, is_main=r.info.is_main, barrier=lambda: dist_utils.barrier(r.info))
+
+
+def _epoch_inputs(r: _Run, step: int):
+    """The remaining batches of the epoch containing ``step``: yields the step function's keyword inputs."""
+    t_cfg, device = r.cfg.train, r.info.device
+    epoch = step // r.steps_per_epoch
+    batches = dist_utils.global_batches(len(r.dataset), t_cfg.batch_size, t_cfg.seed, epoch)
+    batches = [dist_utils.local_share(b, r.info) for b in batches[step % r.steps_per_epoch:]]
+    if r.cache is not None:
+        for indices in batches:
+            yield {"features": r.cache.batch(indices, device)}
+        return
+    loader = torch.utils.data.DataLoader(
+        r.dataset, batch_sampler=[b.tolist() for b in batches], num_workers=r.cfg.data.num_workers,
+        pin_memory=device.type == "cuda",
+        # its own generator: a DataLoader iterator otherwise draws a worker seed from the global RNG,
+        # which would shift the jitter noise of a resumed run
+        generator=torch.Generator().manual_seed(t_cfg.seed + epoch))
+    for batch in loader:
+        images = batch["image"].to(device, non_blocking=True)  # (B/K, 3, S, S)
+        if t_cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        yield {"images": images}
+
+
+def _loop(r: _Run, prog: _Progress, stop_at: int, progress: bool, callback) -> None:
+    """Optimiser steps until ``stop_at``: step, log, evaluate, checkpoint, callback."""
+    bar = tqdm(total=r.total_steps, initial=prog.step, desc=f"train {r.cfg.name}", disable=not progress,
+               dynamic_ncols=True)
+    while prog.step < stop_at:
+        for inputs in _epoch_inputs(r, prog.step):
+            with r.autocast():
+                loss = r.step_fn(**inputs)
+            optimizer_step(loss, r.optimizer, r.scaler, r.trainable, r.cfg.train.grad_clip)
+            r.scheduler.step()
+            prog.window_loss += loss.detach().float()
+            prog.window_count += 1
+            prog.step += 1
+            bar.update(1)
+            _after_step(r, prog, stop_at, bar, progress)
+            if callback is not None:
+                callback(prog.step, r.model)
+            if prog.step >= stop_at:
+                break
+    bar.close()
+
+
+def _after_step(r: _Run, prog: _Progress, stop_at: int, bar, progress: bool) -> None:
+    """Log a history row, run a periodic evaluation, write a checkpoint — each when it is due."""
+    t_cfg, step, info = r.cfg.train, prog.step, r.info
+    end_of_epoch = step % r.steps_per_epoch == 0
+    if step % t_cfg.log_every == 0 or step == stop_at or end_of_epoch:
+        _log(r, prog, bar)
+    epoch = step // r.steps_per_epoch
+    if end_of_epoch and t_cfg.eval_every and epoch % t_cfg.eval_every == 0 and step < r.total_steps:
+        if info.is_main:
+            prog.evals.append(periodic_evaluation(r.model, r.cfg, step, epoch, info.device, progress))
+            r.model.train()
+        dist_utils.barrier(info)
+    if step % t_cfg.checkpoint_every == 0 or step == stop_at:
+        _checkpoint(r, prog)
+
+
+def _window_mean(r: _Run, prog: _Progress) -> float:
+    """Mean loss of the steps since the last log row, averaged over processes; raise if not finite."""
+    value = float(dist_utils.mean_across(prog.window_loss / max(prog.window_count, 1), r.info))
+    if not math.isfinite(value):
+        raise RuntimeError(f"the training loss became {value} at or before step {prog.step}; stopped. The "
+                           f"last good checkpoint in {r.run} is kept: lower train.lr, set train.amp="
+                           f"off or check the data, then start again or --resume")
+    return value
+
+
+def _log(r: _Run, prog: _Progress, bar) -> None:
+    """Append a ``history.csv`` row (mean loss since the last row, lr, images/s) and reset the window."""
+    mean_loss, now = _window_mean(r, prog), time.perf_counter()
+    row = {"step": prog.step, "epoch": prog.step / r.steps_per_epoch, "loss": mean_loss,
+           "lr": r.optimizer.param_groups[0]["lr"],
+           "images_per_s": prog.window_count * r.cfg.train.batch_size / max(now - prog.window_t0, 1e-9)}
+    if r.info.is_main:
+        r.run.append_history(row)
+    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{row['lr']:.1e}", img_s=f"{row['images_per_s']:.1f}")
+    prog.window_loss.zero_()
+    prog.window_count, prog.window_t0 = 0, now
+
+
+def _checkpoint(r: _Run, prog: _Progress) -> None:
+    """Save weights and training state (never a non-finite model)."""
+    if prog.window_count:
+        _window_mean(r, prog)
+    rngs = dist_utils.gather_objects(ts.capture_rng(), r.info)
+    if r.info.is_main:
+        ts.save_checkpoint(r.run, r.model, {
+            "step": prog.step, "epoch": prog.step // r.steps_per_epoch, "total_steps": r.total_steps,
+            "optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
+            "scaler": r.scaler.state_dict(), "rng": rngs, "evals": prog.evals,
+            "window": {"loss": float(prog.window_loss), "count": prog.window_count}})
+
+
+def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool) -> TrainResult:
+    """The result; at the end of the run (not when paused) the final evaluation and ``metrics.json``."""
+    result = TrainResult(run_dir=r.run, steps=prog.step, total_steps=r.total_steps, train_time_s=train_time)
+    if prog.step < r.total_steps:
+        return result  # paused by max_steps: resume later
+    if r.info.is_main:
+        result.evaluation = final_evaluation(r.model, r.cfg, r.run, prog.evals, prog.step,
+                                             prog.step / r.steps_per_epoch, r.info.device, progress,
+                                             train_time_s=train_time)
+    dist_utils.barrier(r.info)
+    return result

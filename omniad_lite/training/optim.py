@@ -1,0 +1,52 @@
+"""The released optimiser and learning-rate schedule: one builder used by training and every benchmark.
+
+Recipe (released configs ``configs/omniad/*.py`` of github easyoo/Omni-AD, ADer's trainer; docs/method.md):
+AdamW with ``lr × batch / 16``, betas (0.9, 0.999), eps 1e-8, weight decay 1e-4 on weights only (parameters
+with ``ndim >= 2``; none on biases and 1-D parameters), learning rate × 0.1 from the drop step on, no warm-up.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+LR_REFERENCE_BATCH = 16  # released: lr = 1e-3 * batch_train / 16
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on trainable weights with ``ndim >= 2``, none on biases and 1-D parameters."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def scaled_lr(train_cfg, batch_size: int | None = None) -> float:
+    """The learning rate used at ``batch_size`` (default: the config's): ``lr × batch / 16``."""
+    return train_cfg.lr * (batch_size or train_cfg.batch_size) / LR_REFERENCE_BATCH
+
+
+def build_optimizer(train_cfg, model: torch.nn.Module, batch_size: int | None = None) -> torch.optim.AdamW:
+    """AdamW over the model's trainable parameters with the recipe's groups, lr, betas and eps.
+
+    Args:
+        train_cfg: a :class:`~omniad_lite.config.TrainConfig`.
+        model: the model (its frozen encoder has ``requires_grad=False`` and is left out).
+        batch_size: the batch the lr is scaled for (default ``train_cfg.batch_size``; benchmarks pass theirs).
+    """
+    return torch.optim.AdamW(param_groups(model, train_cfg.weight_decay), lr=scaled_lr(train_cfg, batch_size),
+                             betas=tuple(train_cfg.betas), eps=train_cfg.eps)
+
+
+def lr_drop_step(train_cfg, total_steps: int, steps_per_epoch: int) -> int:
+    """The first optimiser step run at the dropped learning rate."""
+    return int(train_cfg.lr_drop_at * total_steps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train_cfg, total_steps: int,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Constant lr, × ``lr_drop_factor`` from :func:`lr_drop_step` on (stepped once per optimiser step)."""
+    drop = lr_drop_step(train_cfg, total_steps, steps_per_epoch)
+    factor = train_cfg.lr_drop_factor
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 if s < drop else factor)

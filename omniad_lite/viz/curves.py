@@ -1,0 +1,153 @@
+"""Curves and bars: training loss, image ROC, PRO curves, per-class metric bars.
+
+The PRO curve follows the evaluation protocol (docs/method.md): regions are 8-connected components of the
+ground truth, PRO at a threshold is the mean overlap over all regions of all images, plotted against the
+false-positive rate on normal pixels up to FPR 0.3. :func:`pro_curve` takes its points from
+:func:`omniad_lite.evaluation.curves.pro_fpr_at`, the same regions and weights as the AU-PRO metric (the
+released code, github easyoo/Omni-AD ``util/metric.py``, has no plotting).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .overlays import to_numpy
+
+PRO_MAX_FPR = 0.3  # AU-PRO is integrated up to this false-positive rate
+PRO_NUM_THRESHOLDS = 200  # thresholds sampled between the min and max of the maps
+DEFAULT_BAR_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro")
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
+
+
+def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
+    """Plot every ``*loss*`` column of a training history against the step column.
+
+    Args:
+        history: a ``history.csv`` path (as the training engine writes it) or a DataFrame.
+        ax: axes to draw into (default: a new figure); pass the same axes to redraw a live curve.
+        logy: logarithmic y axis.
+    """
+    df = pd.read_csv(history) if isinstance(history, (str, Path)) else history
+    x_col = next((c for c in ("step", "iteration", "iter", "epoch") if c in df.columns), None)
+    y_cols = [c for c in df.columns if "loss" in c]
+    if x_col is None or not y_cols:
+        raise ValueError(f"history needs a step column and a loss column, got columns {list(df.columns)}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3))
+    fig = ax.figure
+    ax.clear()
+    for c in y_cols:
+        ax.plot(df[x_col].to_numpy(), df[c].to_numpy(), label=c)
+    if logy and (df[y_cols].to_numpy() > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel(x_col)
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def roc_curves(per_class: Mapping[str, tuple], *, ax=None) -> Figure:
+    """Image-level ROC curves, one per class, with the AUROC in the legend.
+
+    Args:
+        per_class: ``{class: (image_scores (N,), image_labels (N,))}``.
+        ax: axes to draw into (default: a new figure).
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    for cls, (scores, labels) in per_class.items():
+        scores, labels = to_numpy(scores).ravel(), to_numpy(labels).ravel()
+        if len(np.unique(labels)) < 2:
+            raise ValueError(f"class {cls!r} needs both normal and anomalous images for a ROC curve")
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{cls} ({100 * roc_auc_score(labels, scores):.1f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="image ROC (AUROC ×100)")
+    ax.legend(fontsize=7)
+    return ax.figure
+
+
+def pro_curve(maps, masks, *, max_fpr: float = PRO_MAX_FPR, num_thresholds: int = PRO_NUM_THRESHOLDS):
+    """Per-region-overlap curve points up to ``max_fpr``.
+
+    Args:
+        maps: ``(N, H, W)`` anomaly maps.
+        masks: ``(N, H, W)`` ground truth in {0, 1}; regions are its 8-connected components.
+        max_fpr: keep thresholds whose false-positive rate on normal pixels is at most this.
+        num_thresholds: thresholds evenly spaced between the maps' min and max.
+
+    Returns:
+        ``(fpr, pro)``: arrays sorted by increasing FPR, starting at (0, 0) and ending at ``max_fpr``
+        (the last point interpolated linearly), so ``trapezoid(pro, fpr) / max_fpr`` is the AU-PRO.
+    """
+    from ..evaluation.curves import pro_fpr_at
+
+    maps, masks = to_numpy(maps).astype(np.float64), to_numpy(masks) > 0.5
+    if maps.shape != masks.shape or maps.ndim != 3:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both be (N, H, W)")
+    if not masks.any() or masks.all():
+        raise ValueError("pro_curve needs ground truth with both anomalous and normal pixels")
+    thresholds = np.linspace(maps.max(), maps.min(), num_thresholds)  # high → low: FPR increases
+    fprs, pros = pro_fpr_at(maps, masks, thresholds)  # same regions and weights as the AU-PRO metric
+    fpr, pro = [0.0], [0.0]
+    for f, p in zip(fprs.tolist(), pros.tolist()):
+        if f > max_fpr:  # close the curve at max_fpr, interpolating linearly from the last point
+            pro.append(pro[-1] + (p - pro[-1]) * (max_fpr - fpr[-1]) / (f - fpr[-1]))
+            fpr.append(max_fpr)
+            break
+        fpr.append(f)
+        pro.append(p)
+    return np.asarray(fpr), np.asarray(pro)
+
+
+def pro_curves(per_class: Mapping[str, tuple], *, ax=None, max_fpr: float = PRO_MAX_FPR) -> Figure:
+    """PRO curves, one per class, with the normalised area (AU-PRO up to ``max_fpr``, ×100) in the legend.
+
+    Args:
+        per_class: ``{class: (maps (N, H, W), masks (N, H, W))}``.
+        ax: axes to draw into (default: a new figure).
+        max_fpr: integration limit of the AU-PRO.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    for cls, (maps, masks) in per_class.items():
+        fpr, pro = pro_curve(maps, masks, max_fpr=max_fpr)
+        area = _trapezoid(pro, fpr) / max_fpr
+        ax.plot(fpr, pro, label=f"{cls} ({100 * area:.1f})")
+    ax.set(xlim=(0, max_fpr), ylim=(0, 1.02), xlabel="false-positive rate (normal pixels)",
+           ylabel="per-region overlap", title=f"PRO curve (AU-PRO@{max_fpr} ×100, sampled)")
+    ax.legend(fontsize=7)
+    return ax.figure
+
+
+def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_BAR_METRICS, *, ax=None) -> Figure:
+    """Grouped bar chart: one group per class (rows of ``table``), one bar per metric.
+
+    Args:
+        table: per-class metrics table (rows = classes, columns = metric names), e.g. from
+            :func:`omniad_lite.metrics.metrics_table`.
+        metrics: the columns to draw.
+        ax: axes to draw into (default: a new figure).
+    """
+    missing = [m for m in metrics if m not in table.columns]
+    if missing:
+        raise ValueError(f"metrics {missing} are not columns of the table; columns: {list(table.columns)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(table) * len(metrics) / 2), 3.2))
+    x = np.arange(len(table))
+    width = 0.8 / len(metrics)
+    for j, m in enumerate(metrics):
+        ax.bar(x + (j - (len(metrics) - 1) / 2) * width, table[m].to_numpy(dtype=float), width, label=m)
+    ax.set_xticks(x, [str(i) for i in table.index], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=7, ncols=len(metrics))
+    ax.grid(axis="y", alpha=0.3)
+    return ax.figure

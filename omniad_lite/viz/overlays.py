@@ -1,0 +1,138 @@
+"""Anomaly maps drawn over images: matplotlib panels and galleries, and PNG overlays for ``predict``.
+
+Functions take plain arrays (NumPy or torch; detached and moved to CPU here), draw, and return the figure
+(or array) so notebooks show it and tests inspect it. No function computes a model output.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+HEATMAP_CMAP = "jet"
+HEATMAP_ALPHA = 0.5  # opacity of the anomaly map over the image
+GT_CONTOUR_COLOR = "white"
+PRED_CONTOUR_COLOR = "lime"
+PANEL_INCHES = 2.2  # side of one image panel in a gallery
+COLORBAR_LEFT, COLORBAR_WIDTH = 0.92, 0.015  # figure fractions of a gallery's colorbar
+UINT8_MAX = 255.0
+
+
+def to_numpy(x) -> np.ndarray:
+    """Convert a torch tensor or array-like to a NumPy array (detached, on CPU, float32 if floating)."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_display_image(image, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
+    """Turn a network input or a stored image into an ``(H, W, 3)`` float array in [0, 1] for ``imshow``.
+
+    Args:
+        image: ``(3, H, W)`` (channels first, e.g. a dataset item's ``"image"``) or ``(H, W, 3)``;
+            uint8 images are scaled by 1/255.
+        mean: per-channel mean used to normalise ``image``; undone when given together with ``std``.
+        std: per-channel std used to normalise ``image``.
+    """
+    arr = to_numpy(image)
+    if arr.ndim != 3:
+        raise ValueError(f"image must have 3 dims (3, H, W) or (H, W, 3), got shape {arr.shape}")
+    if arr.shape[0] == 3 and arr.shape[-1] != 3:
+        arr = arr.transpose(1, 2, 0)  # (H, W, 3)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    arr = arr.astype(np.float32)
+    if mean is not None and std is not None:
+        arr = arr * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def overlay(ax, image, anomaly_map, mask=None, *, vmin: float | None = None, vmax: float | None = None,
+            threshold: float | None = None, alpha: float = HEATMAP_ALPHA, title: str | None = None):
+    """Draw ``image`` with the anomaly map on top, the ground-truth outline and the thresholded prediction.
+
+    Args:
+        ax: matplotlib axes to draw into.
+        image: ``(H, W, 3)`` display image in [0, 1] (see :func:`to_display_image`).
+        anomaly_map: ``(H, W)`` anomaly map, same size as ``image``.
+        mask: optional ``(H, W)`` ground truth in {0, 1}; its outline is drawn in white.
+        vmin: colour-scale minimum (default: the map's min); share it across panels to compare them.
+        vmax: colour-scale maximum (default: the map's max).
+        threshold: if given, the outline of ``anomaly_map >= threshold`` is drawn in green.
+        alpha: opacity of the heatmap.
+        title: panel title.
+
+    Returns:
+        The ``AxesImage`` of the heatmap (for a colorbar).
+    """
+    amap = to_numpy(anomaly_map).astype(np.float32)
+    if amap.shape != image.shape[:2]:
+        raise ValueError(f"anomaly map shape {amap.shape} does not match image shape {image.shape[:2]}")
+    ax.imshow(image)
+    im = ax.imshow(amap, cmap=HEATMAP_CMAP, alpha=alpha, vmin=vmin, vmax=vmax)
+    if mask is not None and to_numpy(mask).any():
+        ax.contour(to_numpy(mask).astype(np.float32), levels=[0.5], colors=GT_CONTOUR_COLOR, linewidths=1)
+    if threshold is not None and (amap >= threshold).any() and not (amap >= threshold).all():
+        ax.contour((amap >= threshold).astype(np.float32), levels=[0.5], colors=PRED_CONTOUR_COLOR,
+                   linewidths=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    return im
+
+
+def heatmap_gallery(images: Sequence[np.ndarray], maps, masks=None, titles: Sequence[str] | None = None, *,
+                    vmin: float | None = None, vmax: float | None = None, threshold: float | None = None) -> Figure:
+    """One column per sample: the image, its ground-truth mask, and the anomaly map overlaid.
+
+    Args:
+        images: ``N`` display images ``(H, W, 3)`` in [0, 1].
+        maps: ``(N, H, W)`` anomaly maps.
+        masks: optional ``(N, H, W)`` ground-truth masks in {0, 1}.
+        titles: optional ``N`` column titles (e.g. class and score).
+        vmin: shared colour-scale minimum (default: min over all maps).
+        vmax: shared colour-scale maximum (default: max over all maps).
+        threshold: optional prediction threshold drawn as a green outline.
+    """
+    maps = to_numpy(maps)
+    n = len(images)
+    if n == 0 or len(maps) != n:
+        raise ValueError(f"heatmap_gallery needs the same non-zero number of images and maps, got {n} and {len(maps)}")
+    vmin = float(maps.min()) if vmin is None else vmin
+    vmax = float(maps.max()) if vmax is None else vmax
+    fig, axes = plt.subplots(3, n, figsize=(PANEL_INCHES * n, PANEL_INCHES * 3), squeeze=False)
+    for i in range(n):
+        mask = None if masks is None else to_numpy(masks[i])
+        axes[0, i].imshow(images[i])
+        axes[0, i].set_title(titles[i] if titles else f"#{i}", fontsize=8)
+        axes[1, i].imshow(np.zeros(maps[i].shape) if mask is None else mask, cmap="gray", vmin=0, vmax=1)
+        im = overlay(axes[2, i], images[i], maps[i], mask, vmin=vmin, vmax=vmax, threshold=threshold)
+        for ax in axes[:2, i]:
+            ax.set_axis_off()
+    for row, label in enumerate(("image", "ground truth", "anomaly map")):
+        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, rotation=90, ha="right",
+                          va="center", fontsize=9)
+    fig.subplots_adjust(right=COLORBAR_LEFT - 0.02)
+    pos = axes[2, -1].get_position()  # colorbar beside the map row, leaving every panel the same size
+    fig.colorbar(im, cax=fig.add_axes((COLORBAR_LEFT, pos.y0, COLORBAR_WIDTH, pos.height)), label="anomaly score")
+    return fig
+
+
+def heatmap_overlay(rgb: np.ndarray, amap: np.ndarray, vmin: float, vmax: float,
+                    alpha: float = HEATMAP_ALPHA) -> np.ndarray:
+    """Blend a colour-mapped anomaly map onto an image (for PNG files): ``(H, W, 3)`` uint8.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 image.
+        amap: ``(H, W)`` anomaly map, same size.
+        vmin: map value drawn as the coldest colour.
+        vmax: map value drawn as the hottest colour.
+        alpha: weight of the heatmap.
+    """
+    norm = np.clip((amap - vmin) / max(vmax - vmin, np.finfo(np.float32).eps), 0.0, 1.0)
+    heat = matplotlib.colormaps[HEATMAP_CMAP](norm)[..., :3]  # (H, W, 3) in [0, 1]
+    blend = (1 - alpha) * rgb / UINT8_MAX + alpha * heat
+    return np.round(blend * UINT8_MAX).astype(np.uint8)

@@ -1,0 +1,55 @@
+"""Fixtures shared by the test files: tiny datasets in the real layouts, a tiny config and a tiny model.
+
+Builders (plain functions, also importable by the tests) live in ``tests/helpers.py``; the fixtures here
+build each thing once per session or per test as its scope says.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import TINY_MODEL, build_meta, build_mvtec, build_realiad, build_visa, make_tiny_mvtec, tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A 2-class MVTec-layout dataset (8 train, 2 test good, 2 defects with masks per class), 48² PNGs."""
+    return make_tiny_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
+
+
+@pytest.fixture
+def tiny_cfg(tiny_root, tmp_path):
+    """A factory: ``tiny_cfg(**train_overrides)`` → the tiny config on ``tiny_root`` with a fresh cache dir."""
+    def make(**train_kw):
+        return tiny_config(tiny_root, tmp_path / "cache", **train_kw)
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_config():
+    """The tiny :class:`ModelConfig`: lite0 at random init, depths 1-1-1-1, 4 tokens, 64² input."""
+    from omniad_lite.config import ModelConfig
+
+    return ModelConfig(**TINY_MODEL)
+
+
+@pytest.fixture
+def tiny_model(tiny_model_config):
+    """A freshly built tiny Omni-AD (seeded), eval mode."""
+    import torch
+
+    from omniad_lite.model import build_model
+
+    torch.manual_seed(0)
+    return build_model(tiny_model_config).eval()
+
+
+@pytest.fixture
+def dataset_root(tmp_path):
+    """A factory: ``dataset_root("mvtec" | "visa" | "realiad" | "meta")`` → ``(root, expected counts)``."""
+    builders = {"mvtec": build_mvtec, "visa": build_visa, "realiad": build_realiad, "meta": build_meta}
+
+    def make(fmt: str):
+        root = tmp_path / fmt
+        return root, builders[fmt](root)
+    return make
