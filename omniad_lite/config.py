@@ -110,7 +110,7 @@ class DataConfig:
         cache_dir: where caches (and the generated demo dataset) live (``None``: ``~/.cache/omniad_lite``).
         num_workers: DataLoader workers.
         val_fraction: share of each class's normal training images held out (not trained on) to calibrate
-            the decision thresholds (``thresholds.json``); at least one per class when > 0; 0 holds none out.
+            the decision thresholds (``thresholds.json``); at least two per class when > 0; 0 holds none out.
         val_seed: seed of that held-out draw (fixed data split, independent of ``train.seed``).
     """
 

@@ -14,10 +14,13 @@ import numpy as np
 
 from .sample import Sample
 
+MIN_HELDOUT = 2  # per class when holding out at all: a median and a maximum need two scores
+
 
 def heldout_count(n: int, fraction: float) -> int:
-    """Images of a class of ``n`` held out at ``fraction``: ``round(fraction·n)``, at least 1 when ``fraction > 0``."""
-    return 0 if fraction <= 0 else max(1, int(round(fraction * n)))
+    """Images of a class of ``n`` held out at ``fraction``: ``round(fraction·n)``, at least ``MIN_HELDOUT`` when
+    ``fraction > 0``."""
+    return 0 if fraction <= 0 else max(MIN_HELDOUT, int(round(fraction * n)))
 
 
 def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -29,7 +29,7 @@ MASK_MODES = ("required", "optional")
 
 
 def detect_format(root: str | Path) -> str | None:
-    """Name of the layout ``root`` is in (``"visa"``, ``"realiad"``, ``"mvtec"``, ``"meta"``, ``"folder"``) or ``None``."""
+    """Name of the layout ``root`` is in (``"visa"``, ``"realiad"``, ``"mvtec"``, ``"meta"``, ``"folder"``), or None."""
     root = Path(root)
     for name, module in FORMATS.items():
         if module.looks_like(root):

@@ -56,7 +56,8 @@ def read(root: Path, split: str, classes: list[str], split_file: str = SPLIT_FIL
             if not row["mask"] and masks_required:
                 raise ValueError(f"anomalous image {image} (line {line} of {csv_path}) has no mask; fill "
                                  f"its mask column, remove the row or load with masks='optional'")
-            mask = require_file(root / row["mask"], f"mask listed on line {line} of {csv_path}:") if row["mask"] else None
+            mask = require_file(root / row["mask"], f"mask listed on line {line} of {csv_path}:") \
+                if row["mask"] else None
             samples.append(Sample(str(image), mask and str(mask), row["object"], ANOMALY_DEFECT, 1))
         else:
             raise ValueError(f"line {line} of {csv_path}: label {row['label']!r} must be 'normal' or 'anomaly'")
