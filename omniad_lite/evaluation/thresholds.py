@@ -18,7 +18,7 @@ the one used for decisions:
     (``f1_tuned_on``): its test F1 is optimistic.
 
 Normalised scale: ``(score - normal_level) / (threshold - normal_level)`` with ``normal_level`` the median
-normal score (but at least ``MIN_SCALE`` = 5 % of the threshold below it), so 0 reads "a typical normal
+normal score (but at least ``MIN_SCALE`` = 1 % of the threshold below it), so 0 reads "a typical normal
 image" and 1 "the threshold"; maps are rescaled the same way (a pixel at 1 alone would reach the
 threshold). The pooled entry ``all`` (every class's scores together) is used for images whose class is
 unknown. Ours: the released Omni-AD code reports threshold-free metrics only.
@@ -37,7 +37,7 @@ POOLED = "all"  # the entry for images whose class is unknown
 F1_TUNED_ON = "test split (labelled anomalies): tuned on test data, its test F1 is optimistic"
 DECISION_RULE = "anomalous when image score >= threshold"
 NORMALISED_RULE = "(score - normal_level) / (threshold - normal_level): 0 = median normal score, 1 = threshold"
-MIN_SCALE = 0.05  # threshold - normal_level is at least this share of |threshold| (few or tied normal scores)
+MIN_SCALE = 0.01  # threshold - normal_level is at least this share of |threshold| (few or tied normal scores)
 
 
 def threshold_at_fpr(normal_scores, fpr: float) -> float:

@@ -38,7 +38,7 @@ OPTIONS = ("test_fraction", "split_seed")
 MIN_NORMAL_IMAGES = 10  # per class: enough to train a little and hold some out for the threshold
 DEFAULT_TEST_FRACTION = 0.2  # flat layout: share of good/ kept for the test split
 DEFAULT_SPLIT_SEED = 0
-_NOTED: set[str] = set()  # notes already printed in this process (each is printed once)
+_NOTED: set[str] = set()  # keys of the notes already printed in this process (each is printed once)
 
 
 def looks_like(root: Path) -> bool:
@@ -62,10 +62,10 @@ def list_classes(root: Path, **options: Any) -> list[str]:
                   if d.is_dir() and not d.name.startswith(".") and ((d / "train").is_dir() or (d / "test").is_dir()))
 
 
-def note_once(message: str) -> None:
-    """Print ``note: message`` to stderr the first time this process sees it."""
-    if message not in _NOTED:
-        _NOTED.add(message)
+def note_once(key: str, message: str) -> None:
+    """Print ``note: message`` to stderr the first time this process sees ``key``."""
+    if key not in _NOTED:
+        _NOTED.add(key)
         print(f"note: {message}", file=sys.stderr)
 
 
@@ -103,11 +103,11 @@ def _check_files(root: Path, pairs: list[tuple[Path, Path | None]], skipped: lis
         raise ValueError(f"{len(bad)} unreadable image file(s) under {root}: {bad[0]}{more}; delete or replace "
                          f"them, or move them out of the dataset folder")
     if skipped:
-        note_once(f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); only "
+        note_once(f"skipped:{root}", f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); only "
                   f"{', '.join(IMAGE_EXTENSIONS)} files are read")
     if len(sizes) > 1:
         common = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
-        note_once(f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); each is resized "
+        note_once(f"sizes:{root}", f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); each is resized "
                   f"to the network input, and predict maps back to each image's own size")
 
 
