@@ -75,6 +75,9 @@ def predict_to_folder(run_or_model, paths: list[str | Path], out_dir: str | Path
 
     files = expand_paths(paths)
     model, thresholds = resolve_model(run_or_model)
+    if thresholds is None:
+        print(f"note: {run_or_model} has no thresholds.json: scores only, no decisions and no heat maps on the "
+              f"overlays; calibrate it with `omniad-lite calibrate --run RUN`", file=sys.stderr)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions, extra, used = [], {}, set()
