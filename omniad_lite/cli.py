@@ -92,6 +92,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(result.metrics.round(2).to_string())
         print(f"run: {result.run_dir}  steps: {result.steps}  train: {result.train_time_s:.1f} s  "
               f"train+eval: {time.perf_counter() - t0:.1f} s")
+        print(f"decision thresholds: {result.run_dir / 'thresholds.json'} (re-choose: omniad-lite calibrate)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

@@ -156,7 +156,8 @@ def test_class_without_good(tmp_path):
         load_samples(root, "folder", "train")
 
 
-@pytest.mark.parametrize("content, reason", [(b"", "empty file, 0 bytes"), (b"not a png at all", "not a readable image")])
+@pytest.mark.parametrize("content, reason", [(b"", "empty file, 0 bytes"),
+                                             (b"not a png at all", "not a readable image")])
 def test_unreadable_files_are_named(tmp_path, content, reason):
     root = build_flat(tmp_path / "bad_files")
     (root / "good" / "broken.png").write_bytes(content)

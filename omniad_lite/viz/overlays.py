@@ -210,7 +210,7 @@ def _colour_bar(draw, canvas, x0: int, h: int, font_px: int, font) -> None:
     strip = decision_cmap()(values / DECISION_VMAX)[:, :3]  # (L, 3)
     bar = np.repeat(strip[:, None, :], font_px, axis=1)  # (L, font_px, 3)
     canvas.paste(Image.fromarray(np.round(bar * UINT8_MAX).astype(np.uint8)), (x0 + font_px // 2, top))
-    for value, text in ((DECISION_VMAX, "2x"), (1.0, "thr"), (0.0, "normal")):
+    for value, text in ((DECISION_VMAX, "2"), (1.0, "1 thr"), (0.0, "0 normal")):
         y = top + (DECISION_VMAX - value) / DECISION_VMAX * (bottom - top - 1)
         draw.line((x0 + font_px // 2, y, x0 + font_px * 3 // 2, y), fill=(0, 0, 0), width=max(1, font_px // 8))
         draw.text((x0 + font_px * 7 // 4, y - font_px // 2), text, fill=(0, 0, 0), font=_font(max(8, font_px * 2 // 3)))
@@ -218,11 +218,12 @@ def _colour_bar(draw, canvas, x0: int, h: int, font_px: int, font) -> None:
 
 def decision_label(score: float | None, normalized: float | None, is_anomalous: bool | None,
                    cls_name: str | None) -> str:
-    """The text written on an overlay: the decision, the normalised score (or raw score) and the class."""
+    """The text written on an overlay: the decision, the normalised score (0 = typical normal, 1 = threshold;
+    the raw score without a threshold) and the class."""
     if score is None:
         return "unreadable"
     what = "SCORE" if is_anomalous is None else ("ANOMALOUS" if is_anomalous else "normal")
-    value = f"{normalized:.2f}x thr" if normalized is not None else f"{score:.4f}"
+    value = f"{normalized:.2f} (thr = 1)" if normalized is not None else f"{score:.4f}"
     return f"{what} {value}" + (f" [{cls_name}]" if cls_name else "")
 
 
