@@ -116,9 +116,7 @@ result.metrics[["image_auroc", "image_ap", "image_f1max", "pixel_auroc"]]
 # the kit says how far the real false-positive rate may be from the one asked (about 1/(n+1)).
 
 # %%
-from omniad_lite.evaluation.calibration import calibrate
-
-thresholds = calibrate(run_dir, method=method, fpr=fpr)
+thresholds = omniad_lite.calibrate(run_dir, method=method, fpr=fpr)
 pd.DataFrame(thresholds.summary()).drop(columns="warning")
 
 # %%

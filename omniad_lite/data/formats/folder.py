@@ -107,8 +107,8 @@ def _check_files(root: Path, pairs: list[tuple[Path, Path | None]], skipped: lis
                   f"{', '.join(IMAGE_EXTENSIONS)} files are read")
     if len(sizes) > 1:
         common = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
-        note_once(f"sizes:{root}", f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); each is resized "
-                  f"to the network input, and predict maps back to each image's own size")
+        note_once(f"sizes:{root}", f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); "
+                  f"each is resized to the network input, and predict maps back to each image's own size")
 
 
 def _readable(path: Path, what: str, bad: list[str]) -> tuple[int, int] | None:
