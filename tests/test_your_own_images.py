@@ -150,3 +150,13 @@ def test_class_choice_for_multi_class_runs():
         choose_class("/x.png", "tile", th)
     assert choose_class("/data/misc/0.png", None, Thresholds(build_thresholds({"only": normal["cable"]}, None))) \
         == "only"
+
+
+def test_cli_predict_bad_paths_fail_before_any_work(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(tmp_path / "no_run"), str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no images in folder" in capsys.readouterr().err and not out.exists()
+    assert main(["predict", "--run", str(tmp_path / "no_run"), str(tmp_path / "gone.png"), "--out", str(out)]) == 2
+    assert "not found:" in capsys.readouterr().err and not out.exists()
