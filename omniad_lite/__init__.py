@@ -5,7 +5,8 @@ Public API (heavy parts are imported on first use, so ``import omniad_lite`` is 
 - configs and presets: :class:`ExperimentConfig`, :mod:`omniad_lite.presets`
 - model: :func:`build_model` (frozen timm encoder → neck → Omni-block decoder), :mod:`omniad_lite.model`
 - data: :mod:`omniad_lite.data` (MVTec-AD, VisA, Real-IAD, ADer meta.json; the offline demo dataset)
-- evaluation: :func:`evaluate` → :class:`EvalResult`, :func:`predict` → :class:`Prediction` objects
+- evaluation: :func:`evaluate` → :class:`EvalResult`, :func:`predict` → :class:`Prediction` objects (with
+  decisions from a run's ``thresholds.json``; :func:`calibrate` re-chooses them)
 - training: :func:`train` → :class:`TrainResult`; :func:`load_run` → :class:`LoadedRun`; :class:`RunDir`
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig  # no
 
 _LAZY = {
     "build_model": "model", "evaluate": "evaluation.evaluate", "predict": "evaluation.predict",
-    "train": "training", "load_run": "run", "RunDir": "run", "LoadedRun": "run",
+    "calibrate": "evaluation.calibration", "train": "training", "load_run": "run", "RunDir": "run", "LoadedRun": "run",
     "EvalResult": "results", "Prediction": "results", "TrainResult": "results", "seed_everything": "env",
 }
 

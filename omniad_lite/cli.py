@@ -1,8 +1,8 @@
 """Command line: ``omniad-lite <command>`` (also ``python -m omniad_lite <command>``).
 
-Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``presets``. Every handler lives here: it
-parses its arguments and calls one library function, so everything the CLI does is also one call from
-Python, and no library module ever sees an ``argparse`` namespace.
+Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``calibrate``, ``export``, ``presets``.
+Every handler lives here: it parses its arguments and calls one library function, so everything the CLI
+does is also one call from Python, and no library module ever sees an ``argparse`` namespace.
 """
 from __future__ import annotations
 
@@ -39,11 +39,26 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
 
-    s = sub.add_parser("predict", help="score images with a trained run; writes heatmap PNGs and scores.csv")
+    s = sub.add_parser("predict", help="decide normal/anomalous per image; writes overlays and scores.csv")
     s.add_argument("--run", required=True, help="run directory")
-    s.add_argument("images", nargs="+", help="image files")
+    s.add_argument("images", nargs="+", help="image files and/or folders of images")
     s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--class", dest="cls_name", help="class whose threshold decides (default: the run's only "
+                   "class, else a folder of the path named like a class, else the pooled threshold)")
     s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=16)
+
+    s = sub.add_parser("calibrate", help="re-choose a run's thresholds (method, false-positive rate)")
+    s.add_argument("--run", required=True, help="run directory")
+    s.add_argument("--method", choices=["fpr", "f1"], help="fpr: held-out normals at --fpr; f1: F1-optimal on test")
+    s.add_argument("--fpr", type=float, help="target false-positive rate, e.g. 0.01")
+    s.add_argument("--rescore", action="store_true", help="score the images again instead of reusing saved scores")
+    s.add_argument("--device", default="auto")
+
+    s = sub.add_parser("export", help="export a run for deployment (ONNX)")
+    s.add_argument("--run", required=True, help="run directory")
+    s.add_argument("--format", default="onnx", choices=["onnx"])
+    s.add_argument("--out", required=True, help="output file, e.g. model.onnx")
 
     sub.add_parser("presets", help="list the presets")
     return p
@@ -77,6 +92,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(result.metrics.round(2).to_string())
         print(f"run: {result.run_dir}  steps: {result.steps}  train: {result.train_time_s:.1f} s  "
               f"train+eval: {time.perf_counter() - t0:.1f} s")
+        print(f"decision thresholds: {result.run_dir / 'thresholds.json'} (re-choose: omniad-lite calibrate)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -92,35 +108,34 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Overlay PNGs (one colour scale for all images, ``[0, max]``) and ``scores.csv``."""
-    from PIL import Image
+    """Overlays at each image's resolution, ``scores.csv`` and a printed decision table."""
+    from .evaluation.predict_files import SCORES_CSV, format_table, predict_to_folder
 
-    from .env import resolve_device
-    from .evaluation.predict import predict, write_scores_csv
-    from .run import load_run
-    from .viz.overlays import heatmap_overlay
+    table = predict_to_folder(args.run, args.images, args.out, cls_name=args.cls_name, device=args.device,
+                              batch_size=args.batch_size)
+    print(format_table(table))
+    errors = int((table["decision"] == "error").sum())
+    print(f"wrote {len(table) - errors} overlays and {SCORES_CSV} to {args.out}"
+          + (f"; {errors} unreadable file(s), see the error rows" if errors else ""))
 
-    paths = [Path(p) for p in args.images]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
-    device = resolve_device(args.device)
-    loaded = load_run(args.run, device=device)
-    predictions = predict(loaded.model, [str(p) for p in paths], device=device)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vmax = max(float(p.anomaly_map.max()) for p in predictions)
-    names: dict[int, dict] = {}
-    for i, (path, pred) in enumerate(zip(paths, predictions)):
-        name, k = f"{path.stem}_heatmap.png", 1
-        while any(n["heatmap"] == name for n in names.values()):  # same file name in different folders
-            k += 1
-            name = f"{path.stem}_{k}_heatmap.png"
-        names[i] = {"heatmap": name}
-        rgb = loaded.preprocess.load(path)
-        Image.fromarray(heatmap_overlay(rgb, pred.anomaly_map, 0.0, vmax)).save(out_dir / name)
-    write_scores_csv(predictions, out_dir / "scores.csv", names)
-    print(f"wrote {len(predictions)} heatmaps and scores.csv to {out_dir}")
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    """Rewrite thresholds.json with another method / false-positive rate; print the thresholds."""
+    import pandas as pd
+
+    from .evaluation.calibration import calibrate
+
+    thresholds = calibrate(args.run, method=args.method, fpr=args.fpr, rescore=args.rescore, device=args.device)
+    print(pd.DataFrame(thresholds.summary()).drop(columns="warning").to_string(index=False))
+    print(f"method {thresholds.method}, fpr {thresholds.fpr}: wrote {Path(args.run) / 'thresholds.json'}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Write an ONNX model (image batch → anomaly map, score) with the thresholds in its metadata."""
+    from .export.onnx import export_onnx
+
+    path = export_onnx(args.run, args.out)
+    print(f"wrote {path}")
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
@@ -131,7 +146,7 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"make-demo-data": cmd_make_demo_data, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
-            "presets": cmd_presets}
+            "calibrate": cmd_calibrate, "export": cmd_export, "presets": cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,12 +103,15 @@ class DataConfig:
 
     Args:
         root: dataset root (``None``: the demo dataset, generated on first use under ``cache_dir``).
-        format: ``"mvtec"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json) or ``"auto"``.
+        format: ``"mvtec"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json), ``"folder"`` or ``"auto"``.
         classes: class names to use (``None``: all classes found); one model is trained for all of them.
         options: format-specific options, e.g. Real-IAD ``{"resolution": "realiad_256", "views": [1, 2]}``.
         cache_images: decode and resize every image once into a uint8 memmap cache on disk.
         cache_dir: where caches (and the generated demo dataset) live (``None``: ``~/.cache/omniad_lite``).
         num_workers: DataLoader workers.
+        val_fraction: share of each class's normal training images held out (not trained on) to calibrate
+            the decision thresholds (``thresholds.json``); at least two per class when > 0; 0 holds none out.
+        val_seed: seed of that held-out draw (fixed data split, independent of ``train.seed``).
     """
 
     root: str | None = None
@@ -118,6 +121,12 @@ class DataConfig:
     cache_images: bool = True
     cache_dir: str | None = None
     num_workers: int = 0
+    val_fraction: float = 0.1
+    val_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"DataConfig.val_fraction={self.val_fraction!r} must be in [0, 1), e.g. 0.1")
 
 
 @dataclass

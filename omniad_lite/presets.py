@@ -38,7 +38,7 @@ _PRESETS: dict[str, ExperimentConfig] = {
         name="demo",
         model=ModelConfig(encoder="tf_efficientnet_lite0", encoder_weights="imagenet",
                           decoder_depths=(1, 2, 2, 1), num_query_tokens=16, num_kv_tokens=16, image_size=128),
-        data=DataConfig(root=None, format="mvtec"),
+        data=DataConfig(root=None, format="auto"),  # "auto": --data-root DIR may be any layout
         # tuned on the demo data (2-core CPU): lr 4e-3 learns faster than 1e-3 in few epochs; the teacher's
         # features are cached (the encoder runs once), so an epoch is the trainable part only
         train=TrainConfig(epochs=30, batch_size=16, lr=4e-3, device="cpu", cache_teacher_features="memory",

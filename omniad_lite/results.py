@@ -30,14 +30,16 @@ class Prediction:
 
     Attributes:
         path: the image file (``None`` for in-memory images).
-        cls_name: the class the image was scored as (``None`` when the run has no per-class thresholds).
-        score: image anomaly score (the maximum of the map).
-        anomaly_map: ``(H, W)`` float32 anomaly map (at the network size, or the image's original size when
-            ``predict`` was asked for it).
+        cls_name: the class whose threshold decided (``"all"``: the pooled threshold, class unknown; ``None``:
+            no thresholds).
+        score: image anomaly score (the maximum of the map at the network input size).
+        anomaly_map: ``(H, W)`` float32 anomaly map, at the image's original size by default (``predict``'s
+            ``original_size=False``, and tensor inputs: at the network size).
         threshold: the image-score threshold used for the decision (``None``: no threshold known).
         normalized_score: ``score`` rescaled so that 0 is a typical normal image and 1 the threshold.
         is_anomalous: the decision, ``score >= threshold`` (``None`` without a threshold).
         error: why the image could not be scored (then the other fields are empty).
+        normal_level: the class's typical normal score (the 0 of the normalised scale).
     """
 
     path: str | None
@@ -48,12 +50,27 @@ class Prediction:
     normalized_score: float | None = None
     is_anomalous: bool | None = None
     error: str | None = None
+    normal_level: float | None = None
+
+    @property
+    def decision(self) -> str:
+        """``"anomalous"``, ``"normal"``, ``"error"`` or ``""`` (no threshold)."""
+        if self.error is not None:
+            return "error"
+        return "" if self.is_anomalous is None else ("anomalous" if self.is_anomalous else "normal")
+
+    @property
+    def normalized_map(self) -> np.ndarray | None:
+        """The map on the normalised scale (0 = typical normal, 1 = threshold), or ``None``."""
+        if self.anomaly_map is None or self.threshold is None or self.normal_level is None:
+            return None
+        return (self.anomaly_map - self.normal_level) / (self.threshold - self.normal_level)
 
     def to_row(self) -> dict[str, Any]:
         """The scalar fields, as one row of a table (``scores.csv``)."""
         return {"path": self.path, "class": self.cls_name, "score": self.score,
                 "normalized_score": self.normalized_score, "threshold": self.threshold,
-                "is_anomalous": self.is_anomalous, "error": self.error}
+                "decision": self.decision, "is_anomalous": self.is_anomalous, "error": self.error}
 
 
 @dataclass

@@ -184,9 +184,11 @@ def test_real_tiny_model_evaluate_predict_and_cli(tmp_path, tiny_model, tiny_mod
     assert main(["predict", "--run", str(run), *map(str, paths), "--out", str(out), "--device", "cpu"]) == 0
     rows = list(csv.DictReader(open(out / "scores.csv")))
     assert [r["path"] for r in rows] == [str(p) for p in paths]
-    assert len({r["heatmap"] for r in rows}) == 3
+    assert len({r["overlay"] for r in rows}) == 3  # two files share a name: both overlays are kept
     for r in rows:
-        assert Image.open(out / r["heatmap"]).size == (64, 64)
+        w, h = Image.open(out / r["overlay"]).size
+        assert h == 64 and w > 64  # the image at its own size, then the colour bar
+        assert r["decision"] == "" and r["threshold"] == ""  # this run has no thresholds.json: scores only
     ref = predict(model, [str(p) for p in paths], device="cpu")
     np.testing.assert_allclose([float(r["score"]) for r in rows], [p.score for p in ref], atol=1e-5)
     assert main(["predict", "--run", str(run), str(tmp_path / "missing.png"), "--out", str(out)]) == 2

@@ -236,3 +236,29 @@ def test_metrics_table_and_export(tmp_path):
     assert (csv["protocol"] == "kit").all() and csv.loc["cable", "image_ap"] == df.loc["cable", "image_ap"]
     with pytest.raises(ValueError, match=".xlsx"):
         save_table(df, tmp_path / "m.xlsx")
+
+
+def test_images_without_masks_enter_image_metrics_only():
+    """pixel_valid=False (an anomalous image with no mask): image metrics over all images (= sklearn), pixel
+    metrics over the others (= the metrics of that subset), exact and streaming; none known → NaN."""
+    scores, labels, maps, masks = make_data(seed=3)
+    valid = np.ones(len(labels), bool)
+    valid[np.flatnonzero(labels)[:2]] = False  # two anomalous images lost their masks
+    out = compute_metrics(scores, labels, maps, masks, pixel_valid=valid)
+    assert out["image_auroc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert out["image_ap"] == pytest.approx(average_precision_score(labels, scores))
+    subset = compute_metrics(scores[valid], labels[valid], maps[valid], masks[valid])
+    for m in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro"):
+        assert out[m] == pytest.approx(subset[m])
+    acc = MetricAccumulator(allow_undefined=True)
+    acc.update(scores[:8], labels[:8], maps[:8], masks[:8], pixel_valid=valid[:8])
+    acc.update(scores[8:], labels[8:], maps[8:], masks[8:], pixel_valid=valid[8:])
+    streamed = acc.compute()
+    assert streamed["image_auroc"] == pytest.approx(out["image_auroc"])
+    assert streamed["pixel_auroc"] == pytest.approx(out["pixel_auroc"], abs=1e-4)
+    none_known = labels == 0
+    undefined = compute_metrics(scores, labels, maps, masks, pixel_valid=none_known, allow_undefined=True)
+    assert np.isnan(undefined["pixel_auroc"]) and np.isnan(undefined["mad"])
+    assert undefined["image_auroc"] == pytest.approx(out["image_auroc"])
+    with pytest.raises(ValueError, match="pixel_valid has 3 entries for 16 images"):
+        compute_metrics(scores, labels, maps, masks, pixel_valid=[True] * 3)

@@ -110,6 +110,27 @@ def test_05_ablations(tmp):
     assert (tmp / "05_ablations" / "resampled" / "03_training.ipynb").is_file()
 
 
+def test_06_your_own_images(tmp):
+    res = run("06_your_own_images", tmp, iterations=3, gallery_size=4, fpr=0.1)
+    assert res["format"] == "folder"  # the flat good/bad folder built from the demo data, recognised as such
+    # demo class "coffee": 36 train + 10 test good images, 15 defective ones (demo data v3), no masks
+    assert res["counts"] == {"train": 37, "test normal": 9, "test anomalous": 15, "masks": 0}
+    assert res["pixel_auroc"] is None  # no masks: undefined, not 0
+    assert 0.0 <= res["image_metrics"]["image_auroc"] <= 100.0
+    assert res["method"] == "fpr" and res["fpr"] == 0.1 and res["n_heldout"] == round(0.2 * 37)
+    assert res["heldout_false_positives"] <= int(0.1 * res["n_heldout"])
+    assert sum(res["decisions"].values()) == 24
+    assert res["onnx_same_decisions"] is True and res["onnx_max_map_diff"] < 1e-4
+    assert Path(res["onnx"]).stat().st_size > 1_000_000
+
+
+def test_06_bad_parameters_fail_in_first_cells(tmp):
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        run("06_your_own_images", tmp, fpr=0.7)
+    assert "must be a false-positive rate in (0, 0.5)" in str(err.value)
+    assert err.value.exec_count <= 4
+
+
 @pytest.mark.parametrize("params, message", [
     ({"epochs": "two"}, "train.epochs='two' has type str"),
     ({"preset": "paper-mvtek"}, "unknown preset 'paper-mvtek'"),

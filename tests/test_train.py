@@ -169,6 +169,7 @@ def test_full_run_cli_metrics_and_eval(tiny_root, tmp_path, capsys):
     from omniad_lite.cli import main
 
     cfg = tiny_config(tiny_root, tmp_path / "cache", iterations=None, epochs=2, eval_every=1, log_every=3)
+    cfg = cfg.with_overrides({"data.val_fraction": 0.0})  # all 16 train images: 4 steps per epoch
     cfg.save(tmp_path / "cfg.json")
     run = tmp_path / "run"
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(run)]) == 0

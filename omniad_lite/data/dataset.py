@@ -22,7 +22,9 @@ class AnomalyDataset(Dataset):
     """Images and masks of ``samples``, preprocessed for the network.
 
     ``ds[i]`` is ``{"image": (3, S, S) float32 normalised, "mask": (1, S, S) float32 in {0, 1},
-    "label": int, "cls_name": str, "path": str}``.
+    "mask_valid": bool, "label": int, "cls_name": str, "path": str}``. ``mask_valid`` is False for an
+    anomalous image without a mask (``masks="optional"``): its all-zero mask is unknown, not "no defect",
+    and evaluation leaves it out of the pixel metrics.
 
     Args:
         samples: from :func:`~omniad_lite.data.load_samples`.
@@ -62,6 +64,7 @@ class AnomalyDataset(Dataset):
         return {
             "image": self.preprocess.normalise(image),  # (3, S, S)
             "mask": torch.from_numpy(mask).float().unsqueeze(0),  # (1, S, S)
+            "mask_valid": s.label == 0 or s.mask_path is not None,
             "label": int(s.label),
             "cls_name": s.cls_name,
             "path": s.image_path,

@@ -6,20 +6,23 @@ from pathlib import Path
 from .cache import default_cache_dir
 from .dataset import AnomalyDataset
 from .demo import demo_root
+from .holdout import split_heldout
 from .loading import load_samples
 from .preprocess import Preprocess
+from .sample import Sample
+
+# "train" is what the model trains on, "val" the held-out normal images that calibrate the thresholds
+CONFIG_SPLITS = ("train", "val", "test")
 
 
-def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: bool = True) -> AnomalyDataset:
-    """Build the :class:`AnomalyDataset` of one split described by a :class:`~omniad_lite.config.DataConfig`.
+def samples_from_config(data_cfg, split: str) -> list[Sample]:
+    """The samples of ``split`` (``"train"``, ``"val"`` or ``"test"``) described by a ``DataConfig``.
 
-    Args:
-        data_cfg: ``root`` (``None``: the demo dataset, generated once under ``demo_root(cache_dir)``),
-            ``format``, ``classes``, ``options``, ``cache_images``, ``cache_dir``.
-        split: ``"train"`` or ``"test"``.
-        preprocess: the model's input size and normalisation (``model.preprocess``).
-        progress: show progress bars (demo generation is silent unless it runs; cache building).
+    ``"train"`` and ``"val"`` divide the dataset's train split: ``data.val_fraction`` of each class's
+    images, drawn with ``data.val_seed``, are ``"val"`` (:func:`~omniad_lite.data.holdout.split_heldout`).
     """
+    if split not in CONFIG_SPLITS:
+        raise ValueError(f"split={split!r} is not one of {CONFIG_SPLITS}")
     cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
     if data_cfg.root is None:
         if data_cfg.format not in ("auto", "mvtec"):
@@ -29,6 +32,28 @@ def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: 
         root, fmt = demo_root(cache_dir), "mvtec"
     else:
         root, fmt = data_cfg.root, data_cfg.format
-    samples = load_samples(root, fmt, split, data_cfg.classes, **dict(data_cfg.options or {}))
+    samples = load_samples(root, fmt, "test" if split == "test" else "train", data_cfg.classes,
+                           **dict(data_cfg.options or {}))
+    if split == "test":
+        return samples
+    train, held = split_heldout(samples, data_cfg.val_fraction, data_cfg.val_seed)
+    return train if split == "train" else held
+
+
+def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: bool = True) -> AnomalyDataset:
+    """Build the :class:`AnomalyDataset` of one split described by a :class:`~omniad_lite.config.DataConfig`.
+
+    Args:
+        data_cfg: ``root`` (``None``: the demo dataset, generated once under ``demo_root(cache_dir)``),
+            ``format``, ``classes``, ``options``, ``cache_images``, ``cache_dir``, ``val_fraction``, ``val_seed``.
+        split: ``"train"`` (the images trained on), ``"val"`` (the held-out normal images) or ``"test"``.
+        preprocess: the model's input size and normalisation (``model.preprocess``).
+        progress: show progress bars (demo generation is silent unless it runs; cache building).
+    """
+    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
+    samples = samples_from_config(data_cfg, split)
+    if not samples:
+        raise ValueError(f"the {split!r} split is empty (data.val_fraction={data_cfg.val_fraction}); "
+                         f"set data.val_fraction > 0 to hold images out for the thresholds")
     return AnomalyDataset(samples, preprocess, cache_dir=cache_dir if data_cfg.cache_images else None,
                           progress=progress)

@@ -83,6 +83,11 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     return preprocess_image(_decode(path, "image", "RGB"), size)
 
 
+def decode_image(path: str | Path):
+    """Decode an image file at its original size, converted to RGB like :func:`load_image`: a PIL image."""
+    return _decode(path, "image", "RGB")
+
+
 def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int] | None = None,
               image_path: str | Path | None = None) -> np.ndarray:
     """Decode a mask, resize (nearest) and binarise to {0, 1}; ``(S, S)`` uint8, zeros when ``path`` is None.

@@ -17,17 +17,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .formats import meta, mvtec, realiad, visa
+from .formats import folder, meta, mvtec, realiad, visa
 from .sample import SPLITS, Sample
 
-# Detection order for "auto": native layouts first, ADer meta.json last (prepared roots have both).
-FORMATS: dict[str, Any] = {"visa": visa, "realiad": realiad, "mvtec": mvtec, "meta": meta}
+# Detection order for "auto": native layouts first, ADer meta.json next (prepared roots have both), plain
+# folders last (so an MVTec-AD tree, which also fits the folder tree, is read as "mvtec", masks required).
+FORMATS: dict[str, Any] = {"visa": visa, "realiad": realiad, "mvtec": mvtec, "meta": meta, "folder": folder}
 
-FORMAT_NAMES = ("mvtec", "visa", "realiad", "meta", "auto")
+FORMAT_NAMES = ("mvtec", "visa", "realiad", "meta", "folder", "auto")
+MASK_MODES = ("required", "optional")
 
 
 def detect_format(root: str | Path) -> str | None:
-    """Name of the layout ``root`` is in (``"visa"``, ``"realiad"``, ``"mvtec"``, ``"meta"``) or ``None``."""
+    """Name of the layout ``root`` is in (``"visa"``, ``"realiad"``, ``"mvtec"``, ``"meta"``, ``"folder"``), or None."""
     root = Path(root)
     for name, module in FORMATS.items():
         if module.looks_like(root):
@@ -75,14 +77,19 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
     Args:
         root: dataset root as the dataset ships it (see ``docs/data_formats.md``).
         format: ``"mvtec"`` (also any custom data in the MVTec tree layout), ``"visa"``, ``"realiad"``,
-            ``"meta"`` (ADer meta.json) or ``"auto"`` (detect).
+            ``"meta"`` (ADer meta.json), ``"folder"`` (your own images: flat ``good/`` + ``bad/`` or a
+            ``<class>/train/good`` tree, masks optional) or ``"auto"`` (detect).
         split: ``"train"`` or ``"test"``.
         classes: class names to keep (``None``: all classes found). Unknown names raise.
         validate: also open every image and mask header (PIL, no decoding) to check readability and that
             each mask has its image's size. Costs one header read per file.
         **options: format options. VisA: ``split_file`` (default ``split_csv/1cls.csv``). Real-IAD:
             ``resolution`` (``realiad_256``), ``json_dir`` (``realiad_jsons/realiad_jsons``), ``views``
-            (camera views 1-5 to keep, default all). meta: ``meta_file`` (``meta.json``).
+            (camera views 1-5 to keep, default all). meta: ``meta_file`` (``meta.json``). folder:
+            ``test_fraction`` (flat layout, share of ``good/`` kept for testing, 0.2), ``split_seed`` (0).
+            Every format: ``masks`` — ``"required"`` (the benchmark formats' default: an anomalous image
+            without its mask raises, so a benchmark with a lost mask fails loudly) or ``"optional"`` (the
+            folder format's default: such an image keeps ``mask_path=None``; only image metrics use it).
 
     Returns:
         Samples sorted by class, then image path.
@@ -92,6 +99,9 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
     root = _check_root(root)
     name = resolve_format(root, format)
     module = FORMATS[name]
+    masks = options.pop("masks", "optional" if name == "folder" else "required")
+    if masks not in MASK_MODES:
+        raise ValueError(f"masks={masks!r} must be one of {MASK_MODES}")
     valid = module.list_classes(root, **options)
     if not valid:
         raise ValueError(f"no classes found in {root} (format {name!r}): expected {module.EXPECTED}")
@@ -104,16 +114,16 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
         if unknown:
             raise ValueError(f"unknown class(es) {unknown} in {root}; valid classes: {', '.join(valid)}")
         chosen = list(dict.fromkeys(classes))
-    samples = module.read(root, split, chosen, **options)
+    samples = module.read(root, split, chosen, masks_required=masks == "required", **options)
     counts = Counter(s.cls_name for s in samples)
     empty = [c for c in chosen if counts[c] == 0]
     if empty:
         raise ValueError(f"class(es) {empty} have no {split} images in {root} (format {name!r}); add images "
                          f"or leave these classes out with classes=[...]")
     for s in samples:
-        if s.label == 1 and s.mask_path is None:
-            raise ValueError(f"anomalous image {s.image_path} has no mask; add its ground-truth mask "
-                             f"or move it out of the dataset")
+        if s.label == 1 and s.mask_path is None and masks == "required":
+            raise ValueError(f"anomalous image {s.image_path} has no mask; add its ground-truth mask, move it "
+                             f"out of the dataset or load with masks='optional'")
     if validate:
         from .images import check_pair
         for s in samples:

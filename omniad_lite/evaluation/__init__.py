@@ -7,7 +7,10 @@
 - :mod:`.tables` — per-class tables, JSON/CSV export (pandas)
 - :mod:`.inference` — the one inference path (torch)
 - :mod:`.evaluate` — :func:`evaluate` → :class:`~omniad_lite.results.EvalResult`
-- :mod:`.predict` — :func:`predict` → :class:`~omniad_lite.results.Prediction` objects
+- :mod:`.predict` — :func:`predict` → :class:`~omniad_lite.results.Prediction` objects (decisions included);
+  :mod:`.predict_files` — overlays + ``scores.csv`` for the CLI
+- :mod:`.thresholds` — decision thresholds (FPR on held-out normals, F1), the normalised scale (NumPy);
+  :mod:`.calibration` — :func:`calibrate`: score the held-out images, write ``thresholds.json``
 - :mod:`.reference_results` — published numbers of the peer methods
 
 Importing this package (or its NumPy modules) does not import torch.
@@ -18,7 +21,7 @@ _LAZY = {
     "compute_metrics": "metrics", "PROTOCOLS": "metrics", "METRIC_NAMES": "metrics",
     "MetricAccumulator": "stream", "metrics_table": "tables", "save_table": "tables",
     "anomaly_map": "scoring", "image_scores": "scoring", "evaluate": "evaluate", "evaluate_config": "evaluate",
-    "predict": "predict",
+    "predict": "predict", "calibrate": "calibration", "Thresholds": "thresholds",
 }
 
 

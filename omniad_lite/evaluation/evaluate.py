@@ -25,6 +25,7 @@ from .metrics import compute_metrics
 from .stream import MetricAccumulator
 from .tables import metrics_table
 
+PER_IMAGE_COLUMNS = ["path", "cls_name", "label", "score", "mask_valid"]
 EXACT_MAX_PIXELS = 160_000_000  # ≈ 0.8 GB of float32 maps + masks; MVTec-AD (113 M) and VisA (142 M) fit
 
 
@@ -42,17 +43,19 @@ class _Collector:
     def add(self, batch: dict, maps: np.ndarray, scores: np.ndarray) -> None:
         masks = batch["mask"].numpy()[:, 0] > 0.5  # (B, S, S)
         labels = np.asarray(batch["label"]).astype(np.int64)
+        valid = np.asarray(batch.get("mask_valid", np.ones(len(labels), bool))).astype(bool)  # (B,) mask known
         names = list(batch["cls_name"])
         for cls in dict.fromkeys(names):  # classes of this batch, in order of appearance
             sel = np.array([n == cls for n in names])
             if self.streaming:
                 acc = self.accs.setdefault(cls, MetricAccumulator(self.protocol, allow_undefined=self.allow_undefined))
-                acc.update(scores[sel], labels[sel], maps[sel], masks[sel])
+                acc.update(scores[sel], labels[sel], maps[sel], masks[sel], pixel_valid=valid[sel])
             else:
-                for k, v in (("scores", scores), ("labels", labels), ("maps", maps), ("masks", masks)):
+                for k, v in (("scores", scores), ("labels", labels), ("maps", maps), ("masks", masks),
+                             ("valid", valid)):
                     self.exact[cls][k].append(v[sel])
-        self.rows += [{"path": p, "cls_name": c, "label": int(y), "score": float(s)}
-                      for p, c, y, s in zip(batch["path"], names, labels, scores)]
+        self.rows += [{"path": p, "cls_name": c, "label": int(y), "score": float(s), "mask_valid": bool(v)}
+                      for p, c, y, s, v in zip(batch["path"], names, labels, scores, valid)]
         if self.keep_maps:
             self.kept["maps"].append(maps.astype(np.float16))
             self.kept["masks"].append(masks.astype(np.uint8))
@@ -66,7 +69,7 @@ class _Collector:
                 else:
                     d = {k: np.concatenate(v) for k, v in self.exact.pop(cls).items()}
                     out[cls] = compute_metrics(d["scores"], d["labels"], d["maps"], d["masks"], self.protocol,
-                                               allow_undefined=self.allow_undefined)
+                                               allow_undefined=self.allow_undefined, pixel_valid=d["valid"])
             except ValueError as e:
                 raise ValueError(f"class {cls!r}: {e}") from None
         return out
@@ -79,8 +82,9 @@ def evaluate(model, dataset, *, batch_size: int = 16, device="auto", protocol: s
 
     Args:
         model: ``model(images) -> (encoder_features, reconstructions)``; moved to ``device`` (in place).
-        dataset: items ``{"image" (3, S, S), "mask" (1, S, S), "label", "cls_name", "path"}``
-            (e.g. :class:`~omniad_lite.data.AnomalyDataset`).
+        dataset: items ``{"image" (3, S, S), "mask" (1, S, S), "label", "cls_name", "path"}`` and optionally
+            ``"mask_valid"`` (False: an anomalous image without a mask, left out of the pixel metrics), e.g.
+            an :class:`~omniad_lite.data.AnomalyDataset`.
         batch_size: images per forward pass.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
         protocol: ``"kit"`` or ``"released"`` (see :mod:`omniad_lite.evaluation.metrics`).
@@ -105,7 +109,7 @@ def evaluate(model, dataset, *, batch_size: int = 16, device="auto", protocol: s
     per_class = collector.per_class()
     kept = {k: np.concatenate(v) for k, v in collector.kept.items()}
     return EvalResult(table=metrics_table(per_class, protocol=protocol, rounded=rounded), per_class=per_class,
-                      per_image=pd.DataFrame(collector.rows, columns=["path", "cls_name", "label", "score"]),
+                      per_image=pd.DataFrame(collector.rows, columns=PER_IMAGE_COLUMNS),
                       protocol=protocol, mode="streaming" if streaming else "exact",
                       maps=kept.get("maps"), masks=kept.get("masks"))
 
@@ -121,17 +125,35 @@ def evaluate_config(model, cfg, *, protocol: str = "kit", batch_size: int | None
                     progress: bool = True, keep_maps: bool = False) -> EvalResult:
     """Evaluate ``model`` on the test split of ``cfg`` (what training and ``omniad-lite eval`` do).
 
-    A class whose test split cannot define a metric (custom data without anomalies) gets NaN for it and one
-    printed note, rather than failing at the end of a long run.
+    A class whose test split cannot define a metric (custom data without anomalies, anomalous images without
+    masks) gets NaN for it and one printed note, rather than failing at the end of a long run.
     """
     dataset = test_dataset(cfg, model.preprocess, progress)
     result = evaluate(model, dataset, batch_size=batch_size or cfg.train.batch_size, device=device, protocol=protocol,
                       progress=progress, keep_maps=keep_maps, allow_undefined=True)
-    undefined = [c for c in result.classes if result.table.loc[c].isna().any()]
-    if undefined:
-        print(f"note: metrics undefined (NaN) for class(es) {undefined}: their test split has no anomalous "
-              f"image or no anomalous pixel; add some to evaluate them", file=sys.stderr)
+    note = undefined_note(result)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return result
 
 
-__all__ = ["evaluate", "evaluate_config", "test_dataset", "EXACT_MAX_PIXELS", "MEAN_ROW"]
+def undefined_note(result: EvalResult) -> str | None:
+    """One line saying which metrics are undefined (NaN) and why, or ``None`` when all are defined."""
+    parts = []
+    rows = result.per_image
+    no_mask = rows[(rows["label"] == 1) & ~rows["mask_valid"].astype(bool)] if "mask_valid" in rows else rows[:0]
+    if len(no_mask):
+        classes = sorted(no_mask["cls_name"].unique())
+        parts.append(f"{len(no_mask)} anomalous test image(s) of class(es) {classes} have no mask: pixel metrics "
+                     f"use only the images with masks and are undefined (NaN) where no anomalous image has one")
+    undefined = [c for c in result.classes if result.table.loc[c].isna().any()]
+    image_undefined = [c for c in undefined if pd.isna(result.table.loc[c, "image_auroc"])]
+    if image_undefined:
+        parts.append(f"image metrics undefined (NaN) for class(es) {image_undefined}: their test split lacks "
+                     f"anomalous or normal images; add some to evaluate them")
+    elif undefined and not len(no_mask):
+        parts.append(f"pixel metrics undefined (NaN) for class(es) {undefined}: no anomalous pixel in their masks")
+    return "; ".join(parts) or None
+
+
+__all__ = ["evaluate", "evaluate_config", "test_dataset", "undefined_note", "EXACT_MAX_PIXELS", "MEAN_ROW"]

@@ -123,7 +123,7 @@ def image_metrics(scores: np.ndarray, labels: np.ndarray, allow_undefined: bool 
 
 
 def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: str = "kit", *,
-                    allow_undefined: bool = False) -> dict[str, float]:
+                    allow_undefined: bool = False, pixel_valid=None) -> dict[str, float]:
     """The seven metrics and mAD for one class (fractions in [0, 1]).
 
     Args:
@@ -135,6 +135,9 @@ def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: s
             see the module docstring for the precise definitions.
         allow_undefined: return NaN for metrics a class cannot define (see module docstring) instead of
             raising a ``ValueError``.
+        pixel_valid: optional ``(N,)`` booleans: images whose mask is known. The pixel metrics use only
+            these (an anomalous image without a mask has an unknown, not an empty, mask); the image metrics
+            use every image. ``None``: all masks are known.
 
     Returns:
         dict with ``image_auroc, image_ap, image_f1max, pixel_auroc, pixel_ap, pixel_f1max, pixel_aupro, mad``.
@@ -144,14 +147,25 @@ def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: s
     maps, gt = check_maps_masks(anomaly_maps, masks)
     scores, labels = check_image_inputs(image_scores, image_labels, n=maps.shape[0])
     out = image_metrics(scores, labels, allow_undefined)
-    out.update(_pixel_metrics(maps, gt, protocol, allow_undefined))
+    keep = valid_images(pixel_valid, maps.shape[0])
+    out.update(_pixel_metrics(maps[keep], gt[keep], protocol, allow_undefined))
     out["mad"] = float(np.mean([out[k] for k in METRIC_NAMES]))
     return out
 
 
+def valid_images(pixel_valid, n: int) -> np.ndarray:
+    """``pixel_valid`` as ``(n,)`` booleans (all True for ``None``); a wrong length raises."""
+    if pixel_valid is None:
+        return np.ones(n, dtype=bool)
+    keep = np.asarray(pixel_valid, dtype=bool).ravel()
+    if keep.size != n:
+        raise ValueError(f"pixel_valid has {keep.size} entries for {n} images; give one per image")
+    return keep
+
+
 def _pixel_metrics(maps: np.ndarray, gt: np.ndarray, protocol: str, allow_undefined: bool) -> dict[str, float]:
     n_pos = int(gt.sum())
-    if n_pos == 0 or n_pos == gt.size:
+    if n_pos == 0 or n_pos == gt.size:  # also: no image with a known mask
         undefined(f"pixel metrics are undefined: the masks of these {gt.shape[0]} images have "
                    f"{'no anomalous' if n_pos == 0 else 'only anomalous'} pixels", allow_undefined)
         return dict.fromkeys(PIXEL_METRICS, float("nan"))
@@ -164,4 +178,4 @@ def _pixel_metrics(maps: np.ndarray, gt: np.ndarray, protocol: str, allow_undefi
 
 
 __all__ = ["PROTOCOLS", "METRIC_NAMES", "IMAGE_METRICS", "PIXEL_METRICS", "check_maps_masks",
-           "check_image_inputs", "compute_metrics", "image_metrics", "undefined"]
+           "check_image_inputs", "compute_metrics", "image_metrics", "undefined", "valid_images"]

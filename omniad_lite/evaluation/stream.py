@@ -27,7 +27,7 @@ from scipy import ndimage
 from .curves import (CONNECTIVITY_8, RELEASED_F1_THRESHOLDS, RELEASED_PRO_STEPS, aupro_from_levels,
                      rank_metrics_from_counts, released_pro_area)
 from .metrics import (METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, check_image_inputs, check_maps_masks, image_metrics,
-                      undefined)
+                      undefined, valid_images)
 
 DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
 FLOAT32_MANTISSA_BITS = 23
@@ -95,7 +95,7 @@ class MetricAccumulator:
         offset = np.clip((values - lo) / (hi - lo), FLOOR, 1.0).astype(np.float32)  # monotone cast
         return (offset.view(np.int32) - FLOOR_BITS) >> self._shift
 
-    def update(self, image_scores, image_labels, maps, masks) -> None:
+    def update(self, image_scores, image_labels, maps, masks, pixel_valid=None) -> None:
         """Add a batch.
 
         Args:
@@ -103,6 +103,8 @@ class MetricAccumulator:
             image_labels: ``(B,)`` 0/1 labels.
             maps: ``(B, H, W)`` or ``(B, 1, H, W)`` anomaly maps (numpy or torch).
             masks: ground-truth masks of the same shape (``> 0.5`` anomalous).
+            pixel_valid: optional ``(B,)`` booleans, images whose mask is known (only these enter the pixel
+                metrics; see :func:`~omniad_lite.evaluation.metrics.compute_metrics`).
         """
         try:
             amaps, gt = check_maps_masks(maps, masks)
@@ -113,6 +115,9 @@ class MetricAccumulator:
                 msg = msg.replace(f"image index {i}", f"image index {self.num_images + i}", 1)
             raise ValueError(msg) from None
         scores, labels = check_image_inputs(image_scores, image_labels, n=amaps.shape[0])
+        n_images = amaps.shape[0]
+        keep = valid_images(pixel_valid, n_images)
+        amaps, gt = amaps[keep], gt[keep]  # (B', H, W): images with a known mask
         structure = np.zeros((3, 3, 3), dtype=bool)
         structure[1] = CONNECTIVITY_8
         regions, n_regions = ndimage.label(gt, structure=structure)  # (B, H, W)
@@ -128,7 +133,7 @@ class MetricAccumulator:
             self.map_max = max(self.map_max, float(amaps.max()))
         self._scores.append(scores)
         self._labels.append(labels)
-        self.num_images += amaps.shape[0]
+        self.num_images += n_images
 
     def compute(self) -> dict[str, float]:
         """The seven metrics and mAD (fractions), like :func:`omniad_lite.metrics.compute_metrics`."""

@@ -136,3 +136,110 @@ def heatmap_overlay(rgb: np.ndarray, amap: np.ndarray, vmin: float, vmax: float,
     heat = matplotlib.colormaps[HEATMAP_CMAP](norm)[..., :3]  # (H, W, 3) in [0, 1]
     blend = (1 - alpha) * rgb / UINT8_MAX + alpha * heat
     return np.round(blend * UINT8_MAX).astype(np.uint8)
+
+
+# -- decisions: overlays at the image's own resolution on a fixed, threshold-anchored colour scale ----------
+DECISION_VMAX = 2.0  # the colour scale spans normalised scores 0 (typical normal) .. 1 (threshold) .. 2
+DECISION_COLORS = ((0.0, "#2c7bb6"), (0.35, "#abd9e9"), (0.5, "#ffffbf"), (0.75, "#fdae61"), (1.0, "#d7191c"))
+DECISION_ALPHA = 0.5
+ANOMALOUS_RGB, NORMAL_RGB, TEXT_RGB = (215, 25, 28), (26, 150, 65), (255, 255, 255)
+FONT_FRACTION = 0.045  # text height as a share of the image's longer side
+MIN_FONT_PX = 10
+
+
+def decision_cmap():
+    """The fixed colour map of decision overlays: blue (typical normal) → pale yellow (threshold) → red (2×)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("omniad_decision", list(DECISION_COLORS))
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: str,
+                     is_anomalous: bool | None) -> np.ndarray:
+    """The image at its own resolution, its normalised map on the fixed scale, the decision and a colour bar.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 original image.
+        normalized_map: ``(H, W)`` map on the normalised scale (0 = typical normal, 1 = threshold), or
+            ``None`` (no threshold: the image is drawn without a map).
+        label: the decision text written on the image (e.g. ``"ANOMALOUS 1.42 (bottle)"``).
+        is_anomalous: colours the label (red / green; grey for ``None``).
+
+    Returns:
+        ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right.
+    """
+    from PIL import Image, ImageDraw
+
+    h, w = rgb.shape[:2]
+    out = rgb.astype(np.float32) / UINT8_MAX
+    if normalized_map is not None:
+        if normalized_map.shape != (h, w):
+            raise ValueError(f"map shape {normalized_map.shape} does not match image shape {(h, w)}")
+        heat = decision_cmap()(np.clip(normalized_map / DECISION_VMAX, 0.0, 1.0))[..., :3]  # (H, W, 3)
+        out = (1 - DECISION_ALPHA) * out + DECISION_ALPHA * heat
+    font_px = max(MIN_FONT_PX, int(FONT_FRACTION * max(h, w)))
+    canvas = Image.new("RGB", (w + 5 * font_px, h), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.round(out * UINT8_MAX).astype(np.uint8)), (0, 0))
+    draw, font = ImageDraw.Draw(canvas), _font(font_px)
+    box = draw.textbbox((0, 0), label, font=font)
+    fill = (128, 128, 128) if is_anomalous is None else (ANOMALOUS_RGB if is_anomalous else NORMAL_RGB)
+    pad = max(2, font_px // 4)
+    draw.rectangle((0, 0, box[2] + 2 * pad, box[3] + 2 * pad), fill=fill)
+    draw.text((pad, pad), label, fill=TEXT_RGB, font=font)
+    _colour_bar(draw, canvas, w, h, font_px, font)
+    return np.asarray(canvas)
+
+
+def _colour_bar(draw, canvas, x0: int, h: int, font_px: int, font) -> None:
+    """A vertical gradient of the fixed scale (2 at the top, 0 at the bottom) with three labelled ticks."""
+    from PIL import Image
+
+    top, bottom = font_px, h - font_px
+    if bottom - top < 2:
+        return
+    values = np.linspace(DECISION_VMAX, 0.0, bottom - top)  # (L,) top to bottom
+    strip = decision_cmap()(values / DECISION_VMAX)[:, :3]  # (L, 3)
+    bar = np.repeat(strip[:, None, :], font_px, axis=1)  # (L, font_px, 3)
+    canvas.paste(Image.fromarray(np.round(bar * UINT8_MAX).astype(np.uint8)), (x0 + font_px // 2, top))
+    for value, text in ((DECISION_VMAX, "2"), (1.0, "1 thr"), (0.0, "0 normal")):
+        y = top + (DECISION_VMAX - value) / DECISION_VMAX * (bottom - top - 1)
+        draw.line((x0 + font_px // 2, y, x0 + font_px * 3 // 2, y), fill=(0, 0, 0), width=max(1, font_px // 8))
+        draw.text((x0 + font_px * 7 // 4, y - font_px // 2), text, fill=(0, 0, 0), font=_font(max(8, font_px * 2 // 3)))
+
+
+def decision_label(score: float | None, normalized: float | None, is_anomalous: bool | None,
+                   cls_name: str | None) -> str:
+    """The text written on an overlay: the decision, the normalised score (0 = typical normal, 1 = threshold;
+    the raw score without a threshold) and the class."""
+    if score is None:
+        return "unreadable"
+    what = "SCORE" if is_anomalous is None else ("ANOMALOUS" if is_anomalous else "normal")
+    value = f"{normalized:.2f} (thr = 1)" if normalized is not None else f"{score:.4f}"
+    return f"{what} {value}" + (f" [{cls_name}]" if cls_name else "")
+
+
+def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4) -> Figure:
+    """Overlays from :func:`decision_overlay` in a grid (for notebooks)."""
+    n = len(overlays)
+    if n == 0:
+        raise ValueError("decision_gallery needs at least one overlay")
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES * 1.3 * cols, PANEL_INCHES * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(overlays[i])
+            if titles:
+                ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig

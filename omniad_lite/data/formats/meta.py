@@ -41,8 +41,8 @@ def list_classes(root: Path, meta_file: str = META_FILE, **options: Any) -> list
     return sorted(set(meta["train"]) | set(meta["test"]))
 
 
-def read(root: Path, split: str, classes: list[str], meta_file: str = META_FILE,
-         **options: Any) -> list[Sample]:
+def read(root: Path, split: str, classes: list[str], meta_file: str = META_FILE, *,
+         masks_required: bool = True, **options: Any) -> list[Sample]:
     reject_options("meta", options, OPTIONS)
     meta = _load(root, meta_file)
     path = root / meta_file
@@ -58,8 +58,11 @@ def read(root: Path, split: str, classes: list[str], meta_file: str = META_FILE,
                 samples.append(Sample(str(image), None, cls, rec["specie_name"] or NORMAL_DEFECT, 0))
                 continue
             if not rec["mask_path"]:
-                raise ValueError(f"anomalous image {image} ({split}/{cls} record #{i} in {path}) has no "
-                                 f"mask_path; add the mask or set anomaly to 0")
+                if masks_required:
+                    raise ValueError(f"anomalous image {image} ({split}/{cls} record #{i} in {path}) has no "
+                                     f"mask_path; add the mask, set anomaly to 0 or load with masks='optional'")
+                samples.append(Sample(str(image), None, cls, rec["specie_name"] or "anomaly", 1))
+                continue
             mask = require_file(root / rec["mask_path"], f"mask of {split}/{cls} record #{i} in {path}:")
             samples.append(Sample(str(image), str(mask), cls, rec["specie_name"] or "anomaly", 1))
     return samples

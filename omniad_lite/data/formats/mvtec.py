@@ -3,6 +3,8 @@
 ``<root>/<class>/train/good/*.png``, ``<root>/<class>/test/<defect>/*.png`` and the mask of
 ``test/<defect>/NNN.png`` at ``ground_truth/<defect>/NNN_mask.png`` (docs/data_formats.md; Bergmann et al., CVPR 2019).
 For custom data we also accept a mask named like its image (``NNN.png``) when ``NNN_mask.png`` is absent.
+A missing mask raises unless ``masks="optional"`` is passed to ``load_samples`` (then the anomalous image
+has no mask and only image metrics are defined for it).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def list_classes(root: Path, **options: Any) -> list[str]:
                   if d.is_dir() and ((d / "train").is_dir() or (d / "test").is_dir()))
 
 
-def _mask_for(cls_dir: Path, defect: str, image: Path) -> Path | None:
+def mask_for(cls_dir: Path, defect: str, image: Path) -> Path | None:
     gt = cls_dir / "ground_truth" / defect
     for candidate in (gt / f"{image.stem}{MASK_SUFFIX}.png", gt / f"{image.stem}.png",
                       gt / f"{image.stem}{MASK_SUFFIX}{image.suffix}"):
@@ -36,7 +38,8 @@ def _mask_for(cls_dir: Path, defect: str, image: Path) -> Path | None:
     return None
 
 
-def read(root: Path, split: str, classes: list[str], **options: Any) -> list[Sample]:
+def read(root: Path, split: str, classes: list[str], *, masks_required: bool = True,
+         **options: Any) -> list[Sample]:
     reject_options("mvtec", options)
     samples = []
     for cls in classes:
@@ -49,10 +52,11 @@ def read(root: Path, split: str, classes: list[str], **options: Any) -> list[Sam
                 if defect == NORMAL_DEFECT:
                     samples.append(Sample(str(image), None, cls, NORMAL_DEFECT, 0))
                     continue
-                mask = _mask_for(root / cls, defect, image)
-                if mask is None:
+                mask = mask_for(root / cls, defect, image)
+                if mask is None and masks_required:
                     expected = root / cls / "ground_truth" / defect / f"{image.stem}{MASK_SUFFIX}.png"
                     raise FileNotFoundError(f"anomalous image {image} has no mask: expected {expected}; add "
-                                            f"the mask or move the image out of {defect_dir}")
-                samples.append(Sample(str(image), str(mask), cls, defect, 1))
+                                            f"the mask, move the image out of {defect_dir}, or load without "
+                                            f"masks (masks='optional', or format='folder')")
+                samples.append(Sample(str(image), None if mask is None else str(mask), cls, defect, 1))
     return samples

@@ -66,7 +66,8 @@ def _check_views(views: Any) -> tuple[int, ...]:
 
 
 def read(root: Path, split: str, classes: list[str], resolution: str = RESOLUTION, json_dir: str = JSON_DIR,
-         views: Any = None, **options: Any) -> list[Sample]:
+         views: Any = None, *, masks_required: bool = True, **options: Any) -> list[Sample]:
+    """Real-IAD samples; ``masks_required`` changes nothing: a null ``mask_path`` marks a normal sample."""
     reject_options("realiad", options, OPTIONS)
     keep = _check_views(views)
     res_dir = root / resolution

@@ -40,8 +40,8 @@ def list_classes(root: Path, split_file: str = SPLIT_FILE, **options: Any) -> li
     return sorted({r["object"] for r in _rows(root, split_file)})
 
 
-def read(root: Path, split: str, classes: list[str], split_file: str = SPLIT_FILE,
-         **options: Any) -> list[Sample]:
+def read(root: Path, split: str, classes: list[str], split_file: str = SPLIT_FILE, *,
+         masks_required: bool = True, **options: Any) -> list[Sample]:
     reject_options("visa", options, OPTIONS)
     wanted = set(classes)
     samples = []
@@ -53,11 +53,12 @@ def read(root: Path, split: str, classes: list[str], split_file: str = SPLIT_FIL
         if row["label"] == "normal":
             samples.append(Sample(str(image), None, row["object"], NORMAL_DEFECT, 0))
         elif row["label"] == "anomaly":
-            if not row["mask"]:
+            if not row["mask"] and masks_required:
                 raise ValueError(f"anomalous image {image} (line {line} of {csv_path}) has no mask; fill "
-                                 f"its mask column or remove the row")
-            mask = require_file(root / row["mask"], f"mask listed on line {line} of {csv_path}:")
-            samples.append(Sample(str(image), str(mask), row["object"], ANOMALY_DEFECT, 1))
+                                 f"its mask column, remove the row or load with masks='optional'")
+            mask = require_file(root / row["mask"], f"mask listed on line {line} of {csv_path}:") \
+                if row["mask"] else None
+            samples.append(Sample(str(image), mask and str(mask), row["object"], ANOMALY_DEFECT, 1))
         else:
             raise ValueError(f"line {line} of {csv_path}: label {row['label']!r} must be 'normal' or 'anomaly'")
     return samples

@@ -1,0 +1,203 @@
+# %% [markdown]
+# # 06 · Your own images: a folder in, a decision and a deployable model out
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{REPO}/blob/main/notebooks/06_your_own_images.ipynb)
+#
+# **What you will learn:** how to train Omni-AD on a plain folder of your own photos (`good/` and, if you
+# have them, `bad/`; no masks needed), how the kit turns anomaly scores into a *decision* with a threshold
+# calibrated on normal images it never trained on, how to read the overlays (a fixed colour scale: 0 =
+# typical normal, 1 = the threshold), and how to export the model to ONNX and get the same decisions from
+# ONNX Runtime.
+#
+# **What it needs:** nothing from earlier notebooks. By default it builds a small flat folder from the
+# offline demo data (one class: its normal images in `good/`, its defective ones in `bad/`, no masks), so it
+# runs offline on a CPU in a minute or two. Point `folder` at your own images to use them instead:
+#
+# ```
+# my_parts/good/*.jpg      normal photos (at least 10; the more the better)
+# my_parts/bad/*.jpg       optional: defective ones (only used to evaluate)
+# my_parts/masks/*.png     optional: their defect masks (only for pixel metrics)
+# ```
+#
+# The same three steps from a shell: `omniad-lite train --data-root my_parts --out runs/parts`,
+# `omniad-lite predict --run runs/parts new_photos/ --out predictions/`,
+# `omniad-lite export --run runs/parts --format onnx --out parts.onnx`.
+
+# %%
+# Colab only: install the kit (does nothing anywhere else).
+import sys
+if "google.colab" in sys.modules:
+    %pip install -q "omniad_lite[notebooks,export] @ git+https://github.com/{REPO}"
+
+# %% [parameters]
+folder = None                # None: a flat good/bad folder built from the demo data; else your image folder
+demo_class = "coffee"        # the demo class the default folder is made of
+preset = "demo"              # the model and recipe (the demo preset: offline EfficientNet-Lite0 teacher, 128 px)
+epochs = None                # None: the preset's (30)
+iterations = 60              # optimiser steps (None: use epochs); one small class needs few
+val_fraction = 0.2           # share of good/ training images held out to calibrate the threshold
+method = "fpr"               # "fpr": threshold from the held-out normals; "f1": F1-optimal on the test split
+fpr = 0.05                   # target false-positive rate of the "fpr" threshold
+device = "auto"              # "auto" (GPU when available), "cpu", "cuda"
+gallery_size = 8             # test images shown with their decision
+output_dir = "runs/06_your_own_images"  # the image folder (default), run, overlays, model.onnx, results.json
+
+# %% [markdown]
+# ## Check the parameters
+# A wrong type, an unknown method or an impossible false-positive rate stops here with one line.
+
+# %%
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import omniad_lite
+from omniad_lite.evaluation.thresholds import check_fpr, check_method
+from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+
+check_param("folder", folder, (str, Path, type(None)))
+check_param("demo_class", demo_class, str)
+check_param("val_fraction", val_fraction, float, positive=True)
+check_method(method)
+check_fpr(fpr)
+check_param("gallery_size", gallery_size, int, positive=True)
+output_dir = output_path(output_dir)
+run_dir = output_dir / "run"
+
+# %% [markdown]
+# ## The image folder
+# With `folder=None` we build one the way a user would: the demo class's normal photos go to `good/`, its
+# defective ones to `bad/`, and the masks are left out on purpose. The kit recognises the layout by itself
+# (`format="auto"` → `folder`); it keeps 20 % of `good/` as normal *test* images, and training will hold out
+# `val_fraction` of the rest to calibrate the threshold.
+
+# %%
+from omniad_lite.data import default_cache_dir, demo_root, detect_format, load_samples
+
+if folder is None:
+    demo = demo_root(default_cache_dir())
+    folder = output_dir / f"my_{demo_class}"
+    shutil.rmtree(folder, ignore_errors=True)
+    for sub, pattern in (("good", "*/good/*.png"), ("bad", "test/[!g]*/*.png")):
+        (folder / sub).mkdir(parents=True)
+        for i, src in enumerate(sorted((demo / demo_class).glob(pattern))):
+            shutil.copy(src, folder / sub / f"{i:03d}.png")
+folder = Path(folder)
+print(f"{folder}: format {detect_format(folder)!r}")
+train_samples, test_samples = load_samples(folder, "auto", "train"), load_samples(folder, "auto", "test")
+counts = {"train": len(train_samples), "test normal": sum(s.label == 0 for s in test_samples),
+          "test anomalous": sum(s.label for s in test_samples),
+          "masks": sum(s.mask_path is not None for s in test_samples)}
+print(counts)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(detect_format(folder), sorted(counts.items()))
+
+# %% [markdown]
+# ## Train
+# One call; the run directory gets `thresholds.json` next to the weights and metrics. Without masks the pixel
+# metrics are *undefined* (NaN, with one printed note), never 0: only the image metrics can be measured.
+
+# %%
+cfg = experiment_from_params(preset, [f"data.val_fraction={val_fraction}"], data_root=str(folder), epochs=epochs,
+                             iterations=iterations, device=device)
+result = omniad_lite.train(cfg, run_dir, overwrite=True)
+result.metrics[["image_auroc", "image_ap", "image_f1max", "pixel_auroc"]]
+
+# %% [markdown]
+# ## The threshold
+# `omniad_lite.calibrate` re-chooses the thresholds from the scores saved in the run (no model needed):
+# `fpr` puts the threshold just above the held-out normal scores so that at most `fpr` of them are flagged;
+# `f1` maximises F1 on the labelled test split (marked as tuned on test data). With few held-out images
+# the kit says how far the real false-positive rate may be from the one asked (about 1/(n+1)).
+
+# %%
+thresholds = omniad_lite.calibrate(run_dir, method=method, fpr=fpr)
+pd.DataFrame(thresholds.summary()).drop(columns="warning")
+
+# %%
+entry = thresholds.entry(thresholds.classes[0])
+print("warning:", entry["warning"])
+print(f"held-out normal scores {np.round(entry['normal_scores'], 4)} -> threshold {entry['threshold']:.4f} "
+      f"({entry['method']}), typical normal {entry['normal_level']:.4f}")
+
+# %% [markdown]
+# ## Decisions
+# `omniad_lite.predict(run_dir, paths)` scores each image, picks its class's threshold and returns the map
+# at the image's own size. The overlays use one fixed colour scale for every image: blue is a typical normal
+# score, pale yellow the threshold, red twice as far above normal; the decision is written on the image.
+
+# %%
+from omniad_lite.data.images import decode_image
+from omniad_lite.viz.overlays import decision_gallery, decision_label, decision_overlay
+
+normal_test = [s for s in test_samples if s.label == 0]
+anomalous_test = [s for s in test_samples if s.label == 1]
+shown = (normal_test[: gallery_size // 2] + anomalous_test)[:gallery_size]
+predictions = omniad_lite.predict(run_dir, [s.image_path for s in shown])
+overlays = [decision_overlay(np.asarray(decode_image(p.path)), p.normalized_map,
+                             decision_label(p.score, p.normalized_score, p.is_anomalous, None), p.is_anomalous)
+            for p in predictions]
+fig = decision_gallery(overlays, [f"{'bad' if s.label else 'good'}: {Path(s.image_path).name}" for s in shown])
+fig.savefig(output_dir / "decisions.png", dpi=100, bbox_inches="tight")
+
+# %%
+everything = omniad_lite.predict(run_dir, [s.image_path for s in test_samples])
+table = pd.DataFrame({"truth": ["bad" if s.label else "good" for s in test_samples],
+                      "decision": [p.decision for p in everything]})
+pd.crosstab(table["truth"], table["decision"])
+
+# %% [markdown]
+# ## Export to ONNX and decide with ONNX Runtime
+# The graph takes a uint8 batch (RGB, resized to the run's input size) and returns the anomaly map and the
+# score; normalisation and blur are inside, the thresholds are in its metadata. We score the gallery again
+# with ONNX Runtime and compare.
+
+# %%
+from omniad_lite.export.onnx import OnnxScorer, export_onnx
+
+onnx_path = export_onnx(run_dir, output_dir / "model.onnx")
+scorer = OnnxScorer(onnx_path)
+batch = np.stack([scorer.load(s.image_path) for s in shown])  # (N, 3, S, S) uint8
+onnx_maps, onnx_scores = scorer.run(batch)
+onnx_decisions = [scorer.decide(score, p.cls_name)[2] for score, p in zip(onnx_scores, predictions)]
+torch_maps = omniad_lite.predict(run_dir, [s.image_path for s in shown], original_size=False)
+max_diff = float(np.abs(onnx_maps - np.stack([p.anomaly_map for p in torch_maps])).max())
+same = onnx_decisions == [p.is_anomalous for p in predictions]
+print(f"{onnx_path.name}: {onnx_path.stat().st_size / 1e6:.1f} MB; max |map difference| {max_diff:.1e}; "
+      f"same decisions: {same}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("ONNX Runtime gives the same decisions:", same)
+
+# %% [markdown]
+# ## Results for papermill users
+
+# %%
+results = {"notebook": "06_your_own_images", "folder": str(folder), "format": detect_format(folder),
+           "counts": counts, "run_dir": str(run_dir), "steps": result.steps,
+           "image_metrics": result.metrics.loc["mean", ["image_auroc", "image_ap", "image_f1max"]].to_dict(),
+           "pixel_auroc": None if pd.isna(result.metrics.loc["mean", "pixel_auroc"])
+           else float(result.metrics.loc["mean", "pixel_auroc"]),
+           "method": thresholds.method, "fpr": thresholds.fpr, "threshold": entry["threshold"],
+           "n_heldout": entry["n_normal"], "heldout_false_positives": entry["normal_false_positives"],
+           "decisions": table["decision"].value_counts().to_dict(),
+           "onnx": str(onnx_path), "onnx_max_map_diff": max_diff, "onnx_same_decisions": same,
+           "figures": [str(output_dir / "decisions.png")]}
+(output_dir / "results.json").write_text(json.dumps(results, indent=2))
+print(f"wrote {output_dir / 'results.json'}")
+
+# %% [markdown]
+# ## Summary
+# - A folder with `good/` (and optionally `bad/`, `masks/`) is enough: `omniad_lite.train` holds some normal
+#   images out and calibrates a threshold per class into `thresholds.json`.
+# - `omniad_lite.predict(run_dir, paths)` answers "is this defective?" per image, with a map at the image's
+#   size on a scale where 1 is the threshold; `omniad_lite.calibrate` re-chooses method and false-positive
+#   rate from the saved scores.
+# - `export_onnx` writes one graph (normalisation and blur included, thresholds in its metadata) that ONNX
+#   Runtime runs with the same decisions.
