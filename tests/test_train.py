@@ -5,10 +5,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from helpers import make_tiny_mvtec, tiny_config
@@ -226,7 +224,8 @@ def test_benchmark_and_training_build_the_same_optimizer(tiny_model_config):
     from omniad_lite.model import build_model
     from omniad_lite.training.optim import build_optimizer
 
-    spec = importlib.util.spec_from_file_location("bench_model", Path(__file__).parents[1] / "benchmarks" / "bench_model.py")
+    bench_file = Path(__file__).parents[1] / "benchmarks" / "bench_model.py"
+    spec = importlib.util.spec_from_file_location("bench_model", bench_file)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     cfg = ExperimentConfig(model=tiny_model_config)

@@ -13,7 +13,8 @@ both, written last). Saving:
 
 A crash, a kill or a full disk at any point leaves the previous checkpoint complete and untouched (a full
 disk is reported in one line, with the space needed). Resuming takes the newest checkpoint whose files
-match its manifest; a damaged one is reported in one line and the next older one is used, if any.
+match its manifest; a damaged one is reported in one line and the next older one is used, if any (else
+the error names the damaged file and ``--overwrite``).
 
 The released code (github easyoo/Omni-AD, built on ADer) saves one ``ckpt.pth`` with ``torch.save`` of the
 whole state; a crash during that write loses it, and resuming it is not bit-exact.
@@ -42,7 +43,9 @@ def all_finite(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None =
     if optimizer is not None:
         tensors += [t for s in optimizer.state.values() for t in s.values()
                     if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())  # one device sync
 
 
 def _nbytes(obj: Any) -> int:
@@ -149,8 +152,9 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
                 problem = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if problem is not None:
             damaged.append(f"{folder}: {problem}")
-            print(f"warning: checkpoint {folder} is unusable ({problem}); trying an older one", file=sys.stderr)
             continue
+        for bad in damaged:
+            print(f"warning: checkpoint {bad}; resuming from step {step} instead", file=sys.stderr)
         model.load_state_dict(weights, strict=True)
         if is_main:
             run.publish_model(folder / RunDir.MODEL)

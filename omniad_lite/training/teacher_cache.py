@@ -145,10 +145,11 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
     if is_main:
         remove_stale_temps(folder.parent)
         if folder.exists():
-            _, problem = verify_folder(folder, names)
+            manifest, problem = verify_folder(folder, names)
             if problem is not None:
-                print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
-                      file=sys.stderr)
+                if manifest is not None:  # no manifest: written by an earlier version, not damage
+                    print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
+                          file=sys.stderr)
                 _discard(folder)
         if not folder.exists():
             _build_disk(folder, names, encoder, dataset, device, batch_size=batch_size, autocast=autocast,
