@@ -95,8 +95,8 @@ class RunDir:
 
     def remove_temp_files(self) -> None:
         """Delete temporary files of interrupted writes (call while holding the lock: no one else writes)."""
-        remove_stale_temps(self.path, everyone=True)
-        remove_stale_temps(self.path / self.CHECKPOINTS, everyone=True)
+        for folder in (self.path, self.path / self.CHECKPOINTS, self.path / self.EVALUATIONS):
+            remove_stale_temps(folder, everyone=True)
 
     def lock(self, purpose: str = "train", **kwargs) -> RunLock:
         """Take the run's lock (:class:`~omniad_lite.lock.RunLock`, ``fix=`` the advice to a refused writer)."""

@@ -105,6 +105,7 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
     run = loaded.run_dir
     lock = run.lock("eval", fix="wait for it to finish, then evaluate again")
     try:
+        run.remove_temp_files()
         t0 = time.perf_counter()
         result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
                                  progress=progress)
