@@ -89,8 +89,8 @@ class RunDir:
 
     def remove_run_files(self) -> None:
         """Delete the run's own files and folders and leftover temporary files (``--overwrite``; hold the lock)."""
-        for name in self.existing_files():
-            remove(self.path / name)
+        for name in sorted(self.existing_files(), key=lambda n: n == self.CONFIG):  # config.json last: an
+            remove(self.path / name)  # interrupted --overwrite leaves a run that --resume restarts from 0
         self.remove_temp_files()
 
     def remove_temp_files(self) -> None:
