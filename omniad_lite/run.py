@@ -36,7 +36,7 @@ from typing import Any
 
 from .config import ExperimentConfig
 from .files import atomic_write, fsync_path, read_json, remove, remove_stale_temps, temp_path, write_json
-from .integrity import check_file, read_manifest
+from .integrity import MANIFEST, check_file, read_manifest
 from .lock import RunLock
 
 HISTORY_COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s")
@@ -59,6 +59,7 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     EVALUATIONS = "evaluations"
     LOCK = ".lock"
+    CHECKPOINT_MANIFEST = MANIFEST  # in each checkpoint folder, written last (omniad_lite.integrity)
     FILES = (CONFIG, MODEL, STATE, HISTORY, METRICS, METRICS_CSV, THRESHOLDS, CHECKPOINTS, EVALUATIONS)
     _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
