@@ -300,3 +300,15 @@ def test_eval_writes_beside_the_metrics_and_never_uses_damaged_data(tiny_root, t
     assert json.loads(beside.read_text())["final"]["mean"] == pytest.approx(trained, abs=0.051)
     assert main(["eval", "--run", str(run), "--device", "cpu", "--protocol", "released", "--replace"]) == 0
     assert json.loads((run / RunDir.METRICS).read_text())["protocol"] == "released"
+
+
+def test_history_row_cut_short_by_a_kill_is_skipped(tmp_path):
+    run = RunDir(tmp_path)
+    run.open_history(keep_until_step=0)
+    for step in (1, 2):
+        run.append_history({"step": step, "epoch": step / 4, "loss": 0.5, "lr": 1e-3, "images_per_s": 9.0})
+    with open(tmp_path / RunDir.HISTORY, "a") as f:
+        f.write("3,0.75,0.4")  # the process died in the middle of this row
+    assert [r["step"] for r in run.read_history()] == [1.0, 2.0]
+    run.open_history(keep_until_step=2)  # what a resume from step 2 does
+    assert (tmp_path / RunDir.HISTORY).read_text().splitlines()[-1] == "2,0.5,0.5,0.001,9.0"
