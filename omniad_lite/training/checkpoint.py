@@ -34,7 +34,11 @@ from ..integrity import verify_folder, write_manifest
 from ..run import RunDir
 
 SPACE_MARGIN = 1.05  # free space asked for beyond the tensors' bytes (file headers, pickle framing)
-NO_SPACE_HINT = "free space there, then --resume (the previous checkpoint is kept)"
+
+
+def _kept(run: RunDir) -> str:
+    steps = run.checkpoint_steps()
+    return f"the previous checkpoint (step {steps[-1]}) is kept" if steps else "no checkpoint was written yet"
 
 
 def all_finite(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bool:
@@ -78,7 +82,8 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
     final.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     needed = int((_nbytes(weights) + _nbytes(state)) * SPACE_MARGIN)
-    ensure_free(final.parent, needed, f"the checkpoint of step {step}", NO_SPACE_HINT)
+    no_space_hint = f"free space there, then --resume ({_kept(run)})"
+    ensure_free(final.parent, needed, f"the checkpoint of step {step}", no_space_hint)
     tmp = temp_path(final)
     try:
         tmp.mkdir()
@@ -87,7 +92,7 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
         for name in (RunDir.MODEL, RunDir.STATE):
             set_default_mode(tmp / name)  # safetensors creates its file 0600
         write_manifest(tmp, [RunDir.MODEL, RunDir.STATE], {"step": step})
-        if final.exists():  # the same step written again (a resumed run that paused at a checkpoint)
+        if final.exists():  # only with folders copied in by hand: a run always moves past its newest checkpoint
             aside = temp_path(final)
             final.rename(aside)
             remove(aside)
@@ -99,9 +104,9 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
         if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or \
                 shutil.disk_usage(final.parent).free < needed:
             raise NoSpaceError(f"no space left on {final.parent} for the checkpoint of step {step} (needs "
-                               f"{needed / 2**20:.1f} MB); {NO_SPACE_HINT}") from None
-        raise RuntimeError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); the "
-                           f"previous checkpoint is kept: fix the cause, then --resume") from None
+                               f"{needed / 2**20:.1f} MB); {no_space_hint}") from None
+        raise RuntimeError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
+                           f"{_kept(run)}: fix the cause, then --resume") from None
     except BaseException:  # KeyboardInterrupt: no half-written folder either
         remove(tmp)
         raise
