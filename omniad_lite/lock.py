@@ -55,7 +55,8 @@ def describe(holder: dict) -> str:
 
 def _read_record(fd: int) -> dict | None:
     try:
-        raw = os.pread(fd, 4096, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 4096)
         record = json.loads(raw.decode()) if raw.strip() else None
     except (OSError, ValueError):
         return None
@@ -129,7 +130,8 @@ class RunLock:
                   file=sys.stderr)
         record = json.dumps({"pid": os.getpid(), "host": HOST, "purpose": self.purpose, "since": time.time()})
         os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode() + b"\n", 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record.encode() + b"\n")
         os.fsync(fd)
         return True
 
