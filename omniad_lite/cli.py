@@ -3,6 +3,10 @@
 Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``calibrate``, ``export``, ``presets``.
 Every handler lives here: it parses its arguments and calls one library function, so everything the CLI
 does is also one call from Python, and no library module ever sees an ``argparse`` namespace.
+
+Any error ends the command with one line on stderr and exit code 2 (130 when interrupted): the kit's own
+errors name the file or value and the fix; an unexpected one also names its type and where it was raised.
+``--debug`` (before or after the command) shows the full traceback instead.
 """
 from __future__ import annotations
 
@@ -10,18 +14,26 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omniad-lite", description="Omni-AD anomaly detection kit")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, show the full traceback")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("make-demo-data", help="write the offline demo dataset (MVTec layout)")
+    s = sub.add_parser("make-demo-data", parents=[common], help="write the offline demo dataset (MVTec layout)")
     s.add_argument("out", help="output folder")
     s.add_argument("--seed", type=int, default=0)
 
-    s = sub.add_parser("train", help="train a model; writes a run directory")
+    s = sub.add_parser("train", parents=[common], help="train a model; writes a run directory")
     s.add_argument("--preset", default="demo", help="preset name (see `omniad-lite presets`)")
     s.add_argument("--config", help="a config.json to start from instead of a preset")
     s.add_argument("--data-root", help="dataset root (default: the preset's; demo: generated demo data)")
@@ -32,14 +44,17 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
 
-    s = sub.add_parser("eval", help="evaluate a finished run on its test split")
+    s = sub.add_parser("eval", parents=[common], help="evaluate a finished run on its test split")
     s.add_argument("--run", required=True, help="run directory")
     s.add_argument("--data-root", help="dataset root (default: the one recorded in the run)")
     s.add_argument("--protocol", default="kit", choices=["kit", "released"])
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--replace", action="store_true",
+                   help="rewrite the run's metrics.json/metrics.csv (default: write beside them, in evaluations/)")
 
-    s = sub.add_parser("predict", help="decide normal/anomalous per image; writes overlays and scores.csv")
+    s = sub.add_parser("predict", parents=[common],
+                       help="decide normal/anomalous per image; writes overlays and scores.csv")
     s.add_argument("--run", required=True, help="run directory")
     s.add_argument("images", nargs="+", help="image files and/or folders of images")
     s.add_argument("--out", required=True, help="output folder")
@@ -48,19 +63,19 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
 
-    s = sub.add_parser("calibrate", help="re-choose a run's thresholds (method, false-positive rate)")
+    s = sub.add_parser("calibrate", parents=[common], help="re-choose a run's thresholds (method, false-positive rate)")
     s.add_argument("--run", required=True, help="run directory")
     s.add_argument("--method", choices=["fpr", "f1"], help="fpr: held-out normals at --fpr; f1: F1-optimal on test")
     s.add_argument("--fpr", type=float, help="target false-positive rate, e.g. 0.01")
     s.add_argument("--rescore", action="store_true", help="score the images again instead of reusing saved scores")
     s.add_argument("--device", default="auto")
 
-    s = sub.add_parser("export", help="export a run for deployment (ONNX)")
+    s = sub.add_parser("export", parents=[common], help="export a run for deployment (ONNX)")
     s.add_argument("--run", required=True, help="run directory")
     s.add_argument("--format", default="onnx", choices=["onnx"])
     s.add_argument("--out", required=True, help="output file, e.g. model.onnx")
 
-    sub.add_parser("presets", help="list the presets")
+    sub.add_parser("presets", parents=[common], help="list the presets")
     return p
 
 
@@ -96,15 +111,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    """Re-evaluate a finished run; rewrite its metrics.json and metrics.csv."""
-    from .run import RunDir
+    """Re-evaluate a finished run; write the result beside its metrics (or over them with ``--replace``)."""
     from .training.report import reevaluate
 
-    result = reevaluate(args.run, data_root=args.data_root, protocol=args.protocol, device=args.device,
-                        batch_size=args.batch_size)
-    run = RunDir(args.run)
+    result, written = reevaluate(args.run, data_root=args.data_root, protocol=args.protocol, device=args.device,
+                                 batch_size=args.batch_size, replace=args.replace)
     print(result.table.round(2).to_string())
-    print(f"wrote {run / RunDir.METRICS} and {run / RunDir.METRICS_CSV}")
+    print(f"wrote {' and '.join(str(p) for p in written)}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -149,11 +162,31 @@ COMMANDS = {"make-demo-data": cmd_make_demo_data, "train": cmd_train, "eval": cm
             "calibrate": cmd_calibrate, "export": cmd_export, "presets": cmd_presets}
 
 
+def error_line(e: BaseException) -> str:
+    """One line for an error: the kit's message as is; for an error raised outside the kit (a library, a
+    bug), also its type, the kit's frame that led to it and the ``--debug`` hint."""
+    lines = str(e).strip().splitlines()
+    message = lines[0] if lines else ""
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(PACKAGE_DIR)]
+    if frames and ours and ours[-1] is frames[-1] and message:
+        return message + (" …" if len(lines) > 1 else "")
+    where = f" (in {Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
+    return (f"unexpected {type(e).__name__}{where}: {message or 'no message'}; rerun with --debug for the "
+            f"full traceback and report it if the cause is not clear")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        print(f"omniad-lite {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        hint = "; continue it with --resume" if args.command == "train" else ""
+        print(f"omniad-lite {args.command}: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"omniad-lite {args.command}: error: {error_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
     return 0

@@ -5,10 +5,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from helpers import make_tiny_mvtec, tiny_config
@@ -17,7 +15,10 @@ from omniad_lite.run import RunDir
 from omniad_lite.training import param_groups, train
 from omniad_lite.training.step import resolve_amp
 
-STATE_FILE = RunDir.STATE
+def _state(run: Path) -> dict:
+    """The training state of the run's newest checkpoint."""
+    steps = RunDir(run).checkpoint_steps()
+    return torch.load(RunDir(run).checkpoint_dir(steps[-1]) / RunDir.STATE, weights_only=True)
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
@@ -52,7 +53,7 @@ def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
     assert straight.steps == 6 and straight.evaluation is None and not straight.finished
 
     train(cfg, tmp_path / "b", progress=False, max_steps=3)
-    state = torch.load(tmp_path / "b" / STATE_FILE, weights_only=True)
+    state = _state(tmp_path / "b")
     assert state["step"] == 3
     train(cfg, tmp_path / "b", resume=True, progress=False, max_steps=6)
 
@@ -62,7 +63,7 @@ def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "c", progress=False, callback=crash)
-    assert torch.load(tmp_path / "c" / STATE_FILE, weights_only=True)["step"] == 4
+    assert _state(tmp_path / "c")["step"] == 4
     assert len(read_history(tmp_path / "c")) == 5  # step 5 was logged, then lost
     train(cfg, tmp_path / "c", resume=True, progress=False, max_steps=6)
 
@@ -128,7 +129,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_root, tmp_path):
 
     with pytest.raises(RuntimeError, match="nan.*last good checkpoint"):
         train(cfg, tmp_path / "run", progress=False, callback=poison)
-    assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)["step"] == 2
+    assert _state(tmp_path / "run")["step"] == 2
     assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "run").values() if t.is_floating_point())
     # the kept checkpoint resumes
     train(cfg, tmp_path / "run", resume=True, progress=False, max_steps=3)
@@ -175,7 +176,8 @@ def test_full_run_cli_metrics_and_eval(tiny_root, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(run)]) == 0
     assert "mean" in capsys.readouterr().out
     assert {p.name for p in run.iterdir()} >= {"config.json", "history.csv", "model.safetensors",
-                                                "train_state.pt", "metrics.json", "metrics.csv"}
+                                                "checkpoints", "metrics.json", "metrics.csv"}
+    assert RunDir(run).checkpoint_steps() == [8]  # only the newest checkpoint is kept
     hist = read_history(run)
     assert [r["step"] for r in hist] == [3, 4, 6, 8]  # every 3 steps and at each epoch end (4 steps/epoch)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -188,11 +190,11 @@ def test_full_run_cli_metrics_and_eval(tiny_root, tmp_path, capsys):
     for k, v in best["mean"].items():
         assert v == max(e["mean"][k] for e in best["evaluations"])
         assert v >= metrics["final"]["mean"][k]
-    # a second `train` into the same folder refuses; `eval` re-evaluates the saved model identically
+    # a second `train` into the same folder refuses; `eval --replace` re-evaluates the saved model identically
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     (run / "metrics.csv").unlink()
-    assert main(["eval", "--run", str(run), "--device", "cpu", "--batch-size", "3"]) == 0
+    assert main(["eval", "--run", str(run), "--device", "cpu", "--batch-size", "3", "--replace"]) == 0
     again = json.loads((run / "metrics.json").read_text())
     assert again["final"]["mean"] == pytest.approx(metrics["final"]["mean"], abs=0.051)  # rounded to 0.1
     assert again["best_over_training"] == metrics["best_over_training"]
@@ -223,7 +225,8 @@ def test_benchmark_and_training_build_the_same_optimizer(tiny_model_config):
     from omniad_lite.model import build_model
     from omniad_lite.training.optim import build_optimizer
 
-    spec = importlib.util.spec_from_file_location("bench_model", Path(__file__).parents[1] / "benchmarks" / "bench_model.py")
+    bench_file = Path(__file__).parents[1] / "benchmarks" / "bench_model.py"
+    spec = importlib.util.spec_from_file_location("bench_model", bench_file)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     cfg = ExperimentConfig(model=tiny_model_config)

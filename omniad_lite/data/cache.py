@@ -6,24 +6,37 @@ resized (the paper's preprocessing, :mod:`omniad_lite.data.images`) and written 
 read these files through ``numpy.memmap`` and open no image file. The cache folder is named after the file
 list and the size; its ``meta.json`` stores a stamp of every file's mtime and byte size, and a changed stamp
 rebuilds the cache in place. The released code decodes every image in every epoch; this is ours.
+
+Reliability: ``meta.json`` (written last, atomically) also records the size and SHA-256 of both files, checked
+whenever a cache is opened (once per process per file, :mod:`omniad_lite.integrity`); a damaged or truncated
+cache is reported in one line and rebuilt, so garbled bytes never reach training or evaluation. A build
+writes temporary files named after its process, allocated in full before the first write (a full disk
+raises one line naming the folder and the megabytes needed, instead of SIGBUS), and those of builders that
+died are removed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
+from ..integrity import check_file, file_record
 from .images import load_pair
 from .sample import Sample
 
 CACHE_ENV = "OMNIAD_LITE_CACHE"
 CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are rebuilt
 MAX_DECODE_THREADS = 4  # PIL releases the GIL while decoding/resizing
+IMAGES, MASKS, META = "images.u8", "masks.u8", "meta.json"
+NO_SPACE_HINT = "free space, or point data.cache_dir (or $OMNIAD_LITE_CACHE) at a bigger disk, or set " \
+                "data.cache_images=false"
 
 
 def default_cache_dir() -> Path:
@@ -69,28 +82,61 @@ class ImageCache:
         self._images: np.memmap | None = None
         self._masks: np.memmap | None = None
         stamp = file_stamp(samples)
-        self.was_built = not self._valid(stamp)
+        remove_stale_temps(self.dir, legacy=True)
+        problem = self._check(stamp)
+        self.was_built = problem is not None
         if self.was_built:
+            if problem:
+                print(f"warning: image cache {self.dir} is damaged ({problem}); rebuilding it", file=sys.stderr)
             self._build(samples, stamp, progress)
 
     # -- build -----------------------------------------------------------------------------------------
-    def _valid(self, stamp: str) -> bool:
-        meta = self.dir / "meta.json"
-        if not meta.is_file():
-            return False
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        s = self.size
+        return {IMAGES: (max(self._n, 1), s, s, 3), MASKS: (max(self._m, 1), s, s)}
+
+    def _check(self, stamp: str) -> str | None:
+        """``None`` when the cache is usable; ``""`` when it must be (re)built; else what is damaged."""
         try:
-            info = json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            return False
-        return info.get("stamp") == stamp and info.get("n") == self._n and info.get("m") == self._m
+            info = json.loads((self.dir / META).read_text())
+        except (OSError, ValueError):
+            return ""  # never built, or the build was interrupted
+        if info.get("stamp") != stamp or info.get("n") != self._n or info.get("m") != self._m \
+                or "files" not in info:
+            return ""  # the images changed, or written by an earlier version: build again (not damage)
+        for name in self._shapes():
+            problem = check_file(self.dir / name, info.get("files", {}).get(name))
+            if problem:
+                return problem
+        return None
 
     def _build(self, samples: list[Sample], stamp: str, progress: bool) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "meta.json").unlink(missing_ok=True)  # invalid until the new data is complete
-        s, tag = self.size, f".tmp{os.getpid()}"
-        img_tmp, mask_tmp = self.dir / f"images.u8{tag}", self.dir / f"masks.u8{tag}"
-        images = np.memmap(img_tmp, dtype=np.uint8, mode="w+", shape=(max(self._n, 1), s, s, 3))
-        masks = np.memmap(mask_tmp, dtype=np.uint8, mode="w+", shape=(max(self._m, 1), s, s))
+        (self.dir / META).unlink(missing_ok=True)  # invalid until the new data is complete
+        shapes = self._shapes()
+        ensure_free(self.dir, sum(int(np.prod(v)) for v in shapes.values()), "the image cache", NO_SPACE_HINT)
+        tmps = {name: temp_path(self.dir / name) for name in shapes}
+        try:
+            arrays = {}
+            for name, shape in shapes.items():
+                arrays[name] = np.memmap(tmps[name], dtype=np.uint8, mode="w+", shape=shape)
+                reserve(tmps[name], "the image cache", NO_SPACE_HINT)
+            self._fill(samples, arrays[IMAGES], arrays[MASKS], progress)
+            for a in arrays.values():
+                a.flush()
+            del arrays
+            records = {name: file_record(tmp) for name, tmp in tmps.items()}
+            for name, tmp in tmps.items():
+                os.replace(tmp, self.dir / name)
+        finally:
+            for tmp in tmps.values():
+                remove(tmp)
+        write_json(self.dir / META, {"stamp": stamp, "n": self._n, "m": self._m, "size": self.size,
+                                     "version": CACHE_VERSION, "files": records})
+
+    def _fill(self, samples: list[Sample], images: np.memmap, masks: np.memmap, progress: bool) -> None:
+        """Decode every sample into ``images`` ``(N, S, S, 3)`` and ``masks`` ``(M, S, S)``."""
+        s = self.size
 
         def work(i: int) -> None:
             image, mask = load_pair(samples[i].image_path, samples[i].mask_path, s)
@@ -103,19 +149,12 @@ class ImageCache:
             for _ in tqdm(pool.map(work, range(self._n)), total=self._n, disable=not progress,
                           desc=f"caching {self._n} images at {s}px"):
                 pass
-        images.flush()
-        masks.flush()
-        del images, masks
-        os.replace(img_tmp, self.dir / "images.u8")
-        os.replace(mask_tmp, self.dir / "masks.u8")
-        (self.dir / "meta.json").write_text(json.dumps({"stamp": stamp, "n": self._n, "m": self._m,
-                                                         "size": s, "version": CACHE_VERSION}))
 
     # -- read ------------------------------------------------------------------------------------------
     def _open(self) -> None:
-        s = self.size
-        self._images = np.memmap(self.dir / "images.u8", dtype=np.uint8, mode="r", shape=(max(self._n, 1), s, s, 3))
-        self._masks = np.memmap(self.dir / "masks.u8", dtype=np.uint8, mode="r", shape=(max(self._m, 1), s, s))
+        shapes = self._shapes()
+        self._images = np.memmap(self.dir / IMAGES, dtype=np.uint8, mode="r", shape=shapes[IMAGES])
+        self._masks = np.memmap(self.dir / MASKS, dtype=np.uint8, mode="r", shape=shapes[MASKS])
 
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Image ``(S, S, 3)`` and binary mask ``(S, S)`` of sample ``i`` (uint8 copies)."""

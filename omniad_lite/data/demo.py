@@ -269,16 +269,21 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     The folder is reused while its stamp records the current generator (source and scikit-image version);
     otherwise it is written again, so an edited generator never serves stale images.
     """
+    from ..files import remove_stale_temps, temp_path
     from .cache import default_cache_dir
 
     base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root = base / f"demo_v{DEMO_VERSION}_seed{seed}"
     stamp = root / STAMP_FILE
+    remove_stale_temps(base, legacy=True)  # folders of generations that were killed
     if _is_current(stamp):
         return root
-    tmp = base / f".{root.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    make_demo_dataset(tmp, seed=seed)
+    tmp = temp_path(root)
+    try:
+        make_demo_dataset(tmp, seed=seed)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if _is_current(stamp):  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     else:

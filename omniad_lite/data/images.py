@@ -5,13 +5,33 @@ S×S with bilinear interpolation, then centre crop S (a no-op after a square res
 larger resize can be tried), no augmentation. Masks are resized with nearest neighbour and binarised
 (any non-zero pixel is anomalous, which also covers VisA's 0/1-valued and MVTec's 0/255-valued masks).
 Grayscale, palette and RGBA images become RGB (alpha dropped, as PIL's ``convert("RGB")``).
+
+High-bit-depth images are converted with a fixed scale, the same for every image, so an image's brightness
+never depends on its own content:
+
+- integer images (PIL modes ``I;16*`` and ``I``, e.g. 16-bit PNG/TIFF) are read as 16-bit:
+  ``value * 255 / 65535``, rounded (``I`` values outside 0..65535 are clipped);
+- float images (mode ``F``, e.g. 32-bit float TIFF) are read as 0..1: ``value * 255``, rounded and clipped.
+
+Any file PIL cannot open or decode — not an image, truncated, or larger than Pillow's decompression-bomb
+limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 M pixels; twice that raises) — gives one ``RuntimeError`` line
+naming the file and the fix.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+UINT16_MAX = 65535  # integer images are read as 16-bit: 0..65535 -> 0..255
+UINT8_MAX = 255
+FLOAT_RANGE = 1.0  # float images are read as 0..1 -> 0..255
+_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _open(path: str | Path, what: str) -> Image.Image:
@@ -20,9 +40,24 @@ def _open(path: str | Path, what: str) -> Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} {path} does not exist; re-extract the dataset or fix its split file") \
             from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise RuntimeError(f"cannot read {what} {path} ({e}); the file is corrupt or not an image: "
+    except Image.DecompressionBombError as e:
+        raise RuntimeError(f"cannot read {what} {path} ({_reason(e)}); resize the image, or raise "
+                           f"PIL.Image.MAX_IMAGE_PIXELS if you trust the file") from None
+    except Exception as e:  # UnidentifiedImageError, MemoryError, OSError, SyntaxError, struct errors, ...
+        raise RuntimeError(f"cannot read {what} {path} ({_reason(e)}); the file is corrupt or not an image: "
                            f"re-download/re-extract it") from None
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """A 16-bit/32-bit integer or float image → 8-bit ``L`` with the module's fixed scales; others unchanged."""
+    if im.mode in _INT_MODES:
+        arr = np.asarray(im, dtype=np.float64)  # (H, W)
+        return Image.fromarray(np.clip(np.rint(arr * (UINT8_MAX / UINT16_MAX)), 0, UINT8_MAX).astype(np.uint8))
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)  # (H, W)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=FLOAT_RANGE, neginf=0.0)
+        return Image.fromarray(np.clip(np.rint(arr * (UINT8_MAX / FLOAT_RANGE)), 0, UINT8_MAX).astype(np.uint8))
+    return im
 
 
 def header_size(path: str | Path, what: str = "image") -> tuple[int, int]:
@@ -50,14 +85,11 @@ def _decode(path: str | Path, what: str, mode: str) -> Image.Image:
     im = _open(path, what)
     try:
         im.load()  # full decode: raises on truncated files
-    except (OSError, SyntaxError, ValueError) as e:
-        raise RuntimeError(f"cannot decode {what} {path} ({e}); the file is truncated or corrupt: "
+    except Exception as e:
+        raise RuntimeError(f"cannot decode {what} {path} ({_reason(e)}); the file is truncated or corrupt: "
                            f"re-download/re-extract it") from None
     if mode == "RGB" and im.mode != "RGB":
-        if im.mode in ("I;16", "I;16B", "I"):  # 16-bit grayscale: scale to 8 bits before RGB
-            arr = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
-        im = im.convert("RGB")
+        im = to_8bit(im).convert("RGB")
     elif mode == "L":  # binary mask: any non-zero pixel (any colour channel, alpha ignored) is anomalous
         arr = np.asarray(im)
         if arr.ndim == 3:
@@ -74,7 +106,7 @@ def _centre_crop(im: Image.Image, size: int) -> Image.Image:
 
 def preprocess_image(im: Image.Image, size: int) -> np.ndarray:
     """A PIL image → RGB, resized to ``size``² (bilinear), centre cropped to ``size``; ``(S, S, 3)`` uint8."""
-    im = _centre_crop(im.convert("RGB").resize((size, size), Image.BILINEAR), size)
+    im = _centre_crop(to_8bit(im).convert("RGB").resize((size, size), Image.BILINEAR), size)
     return np.array(im, dtype=np.uint8)  # (S, S, 3), writable copy
 
 

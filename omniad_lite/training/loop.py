@@ -10,13 +10,15 @@ AMP), feature jitter inside the model, seed 42. Where we differ from the release
 
 - the *final* model's metrics are the headline; the released protocol (per-metric best over periodic
   test evaluations) is recorded separately in ``metrics.json`` under ``best_over_training`` (:mod:`.report`);
-- checkpoints are atomic and resumable bit for bit (:mod:`.state`);
+- checkpoints are atomic and resumable bit for bit (:mod:`.checkpoint`); a lock keeps a second process out
+  of the run directory (:mod:`omniad_lite.lock`); both data splits are checked before training starts;
 - ``train.batch_size`` is the global batch under ``torchrun`` (:mod:`.distributed`);
 - speed options: AMP, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
 """
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +31,11 @@ from ..config import ExperimentConfig
 from ..env import seed_everything, versions
 from ..results import TrainResult
 from ..run import RunDir
+from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from . import state as ts
 from .optim import build_optimizer, build_scheduler
-from .report import final_evaluation, periodic_evaluation
+from .report import check_test_split, final_evaluation, periodic_evaluation
 from .step import TrainStep, autocast_factory, optimizer_step, resolve_amp
 
 TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
@@ -105,11 +108,14 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
         (``None`` when paused by ``max_steps`` and in non-main processes).
     """
     info = dist_utils.setup(cfg.train.device)
+    lock = None
     try:
         from ..model import resolve_preprocess
 
         cfg = resolve_preprocess(cfg)
         run = RunDir(out_dir)
+        if info.is_main:  # held until the run returns: a second writer is refused, naming this process
+            lock = run.lock("train")
         resuming = ts.prepare_run_dir(run, cfg, resume=resume, overwrite=overwrite) if info.is_main else resume
         dist_utils.barrier(info)
         r = _build(cfg, run, info, progress and info.is_main)
@@ -119,6 +125,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
         _loop(r, prog, stop_at, progress and info.is_main, callback)
         return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
     finally:
+        if lock is not None:
+            lock.release()
         dist_utils.cleanup(info)
 
 
@@ -129,6 +137,8 @@ def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
     t_cfg, device = cfg.train, info.device
     dist_utils.check_batch(t_cfg.batch_size, info)
     dataset = check_data(cfg, model_preprocess(cfg.model), progress)
+    if info.is_main:  # the test split too (mask sizes, missing masks, no test folder), before any training
+        check_test_split(cfg, model_preprocess(cfg.model), progress)
     steps_per_epoch = len(dataset) // t_cfg.batch_size
     total_steps = t_cfg.iterations if t_cfg.iterations is not None else t_cfg.epochs * steps_per_epoch
     seed_everything(t_cfg.seed + info.rank)  # rank 0 = the single-process run; DDP broadcasts its weights
@@ -156,8 +166,11 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
     """
     r.cache = _teacher_cache(r, progress)
     prog = _Progress()
-    if resuming:
-        state = ts.load_checkpoint(r.run, r.model)
+    state = ckpt.load_checkpoint(r.run, r.model, is_main=r.info.is_main) if resuming else None
+    if resuming and state is None and r.info.is_main:
+        print(f"note: {r.run} holds no checkpoint yet (it stopped before its first, at step "
+              f"{r.cfg.train.checkpoint_every}); starting it from step 0", file=sys.stderr)
+    if state is not None:
         r.optimizer.load_state_dict(state["optimizer"])
         r.scheduler.load_state_dict(state["scheduler"])
         r.scaler.load_state_dict(state["scaler"])
@@ -255,9 +268,7 @@ def _window_mean(r: _Run, prog: _Progress) -> float:
     """Mean loss of the steps since the last log row, averaged over processes; raise if not finite."""
     value = float(dist_utils.mean_across(prog.window_loss / max(prog.window_count, 1), r.info))
     if not math.isfinite(value):
-        raise RuntimeError(f"the training loss became {value} at or before step {prog.step}; stopped. The "
-                           f"last good checkpoint in {r.run} is kept: lower train.lr, set train.amp="
-                           f"off or check the data, then start again or --resume")
+        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, f"the training loss became {value}"))
     return value
 
 
@@ -275,12 +286,14 @@ def _log(r: _Run, prog: _Progress, bar) -> None:
 
 
 def _checkpoint(r: _Run, prog: _Progress) -> None:
-    """Save weights and training state (never a non-finite model)."""
+    """Save weights and training state (never a non-finite model: the last finite checkpoint is kept)."""
     if prog.window_count:
         _window_mean(r, prog)
+    if not ckpt.all_finite(r.model, r.optimizer):  # a finite loss, then an update that overflowed
+        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, "the weights became inf/NaN"))
     rngs = dist_utils.gather_objects(ts.capture_rng(), r.info)
     if r.info.is_main:
-        ts.save_checkpoint(r.run, r.model, {
+        ckpt.save_checkpoint(r.run, r.model, {
             "step": prog.step, "epoch": prog.step // r.steps_per_epoch, "total_steps": r.total_steps,
             "optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
             "scaler": r.scaler.state_dict(), "rng": rngs, "evals": prog.evals,

@@ -18,6 +18,24 @@ BEST_NOTE = ("released code's protocol: for each metric separately, the best cla
              "evaluations during training (selection on the test set; the headline is 'final')")
 
 
+def check_test_split(cfg, preprocess, progress: bool) -> None:
+    """Build the test split now, so its problems stop the run before training, not after it.
+
+    Raises the data layer's one-line errors: no test folder for a class, an anomalous image without a mask,
+    a mask whose size differs from its image's, an unreadable image. With the image cache on, building it
+    decodes every test image (the evaluations reuse it); without, every header is read.
+    """
+    from tqdm.auto import tqdm
+
+    from ..data.images import check_pair
+    from ..evaluation.evaluate import test_dataset
+
+    dataset = test_dataset(cfg, preprocess, progress)
+    if dataset.cache is None:
+        for s in tqdm(dataset.samples, desc="checking the test split", disable=not progress, leave=False):
+            check_pair(s.image_path, s.mask_path)
+
+
 def periodic_evaluation(model, cfg, step: int, epoch: int, device, progress: bool) -> dict:
     """Evaluate during training; returns ``{step, epoch, mean}`` (plain values, stored in train_state.pt)."""
     result = evaluate_config(model, cfg, device=device, progress=progress)
@@ -62,11 +80,22 @@ def final_evaluation(model, cfg, run: RunDir, evaluations: list[dict], step: int
 
 
 def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", device="auto",
-               batch_size: int | None = None, progress: bool = True) -> EvalResult:
-    """Evaluate a finished run on its test split (or ``data_root``'s) and rewrite its metrics files.
+               batch_size: int | None = None, progress: bool = True, replace: bool = False):
+    """Evaluate a finished run on its test split (or ``data_root``'s) and record the result in the run.
 
-    The released "best over training" record is kept when the protocol is unchanged (it is not comparable
-    across protocols).
+    The run's lock is held meanwhile (a run being trained is refused). The test data is verified before use
+    (image-cache hashes; a damaged cache is rebuilt), and nothing is written when evaluation fails.
+
+    Args:
+        run_dir: the run directory.
+        data_root: evaluate on this dataset root instead of the one recorded in the run.
+        protocol, device, batch_size, progress: see :func:`~omniad_lite.evaluation.evaluate.evaluate`.
+        replace: rewrite the run's ``metrics.json``/``metrics.csv`` (the released "best over training"
+            record is kept when the protocol is unchanged). By default the result is written beside them,
+            in ``evaluations/`` (:meth:`RunDir.write_evaluation`), and the run's own metrics stay as trained.
+
+    Returns:
+        ``(EvalResult, [paths written])``.
     """
     from pathlib import Path
 
@@ -80,12 +109,21 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
         if not Path(data_root).is_dir():
             raise FileNotFoundError(f"data root {data_root} does not exist")
         cfg = cfg.with_overrides({"data.root": str(data_root)})
-    t0 = time.perf_counter()
-    result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
-                             progress=progress)
-    previous = loaded.run_dir.read_metrics() or {}
-    best = previous.get("best_over_training") if previous.get("protocol") == protocol else None
-    write_metrics(loaded.run_dir, result, {
-        "headline": "final", "step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2),
-        "train_time_s": previous.get("train_time_s"), "best_over_training": best})
-    return result
+    run = loaded.run_dir
+    lock = run.lock("eval", fix="wait for it to finish, then evaluate again")
+    try:
+        run.remove_temp_files()
+        t0 = time.perf_counter()
+        result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
+                                 progress=progress)
+        previous = run.read_metrics() or {}
+        extra = {"step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2)}
+        if replace:
+            best = previous.get("best_over_training") if previous.get("protocol") == protocol else None
+            write_metrics(run, result, {"headline": "final", **extra, "train_time_s": previous.get("train_time_s"),
+                                        "best_over_training": best})
+            return result, [run / RunDir.METRICS, run / RunDir.METRICS_CSV]
+        payload = {**extra, "data_root": cfg.data.root, "protocol": result.protocol, "final": result.to_dict()}
+        return result, list(run.write_evaluation(payload, result.table.to_csv(float_format="%.2f"), protocol))
+    finally:
+        lock.release()

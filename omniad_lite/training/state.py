@@ -1,14 +1,10 @@
-"""Resumable training state: run-directory checks, checkpoints and RNG states.
+"""Resumable training state: the run-directory checks before a run starts, and RNG states.
 
-A checkpoint is two files written atomically (temporary file + rename, :func:`omniad_lite.files.atomic_write`):
-``model.safetensors`` (weights, with the step in its metadata) and ``train_state.pt`` (optimiser, lr
-scheduler, AMP scaler, RNG states of every process, step, epoch, the running loss window). Everything in
-``train_state.pt`` is a tensor or a plain Python value, so it loads with ``torch.load(weights_only=True)``:
-no pickled code runs when a run is resumed.
-
-The released code (github easyoo/Omni-AD, built on ADer) saves a ``ckpt.pth`` with ``torch.save`` of the
-whole state; resuming it is not bit-exact. Here "N steps + resume + N steps" equals "2N steps" bit for bit
-on CPU (``tests/test_train.py``).
+Checkpoints themselves (one atomic folder per step, verified on resume) are :mod:`.checkpoint`. Every RNG
+state is stored as tensors and plain values, so ``train_state.pt`` loads with
+``torch.load(weights_only=True)``: no pickled code runs when a run is resumed. Here "N steps + resume + N
+steps" equals "2N steps" bit for bit on CPU, with every teacher-cache mode (``tests/test_train.py``,
+``tests/test_reliability.py``).
 """
 from __future__ import annotations
 
@@ -19,26 +15,32 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig
-from ..files import atomic_write
 from ..run import RunDir
 
 
 # -- run directory ---------------------------------------------------------------------------------------
 def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> bool:
-    """Check ``run_dir`` against the resume/overwrite flags; return True when a checkpoint will be resumed.
+    """Check ``run_dir`` against the resume/overwrite flags; return True when the run will be resumed.
+
+    Call it while holding the run's lock (:meth:`RunDir.lock`): temporary files of interrupted writes are
+    removed, and ``overwrite`` deletes the previous run's files (only those: nothing else in the folder).
 
     Raises:
         FileExistsError: the directory already holds a run and neither flag is set.
-        FileNotFoundError: ``resume`` but there is no checkpoint to resume.
+        FileNotFoundError: ``resume`` but the directory holds no run.
         ValueError: ``resume`` with a config that differs from the saved one (lists the differing keys).
     """
     if resume and overwrite:
         raise ValueError("pass either resume=True or overwrite=True, not both")
+    run.remove_temp_files()
     existing = run.existing_files()
     if resume:
-        if not (run / RunDir.STATE).is_file():
-            raise FileNotFoundError(f"cannot resume: {run / RunDir.STATE} does not exist "
-                                    f"(start a new run without --resume)")
+        if not (run / RunDir.CONFIG).is_file():
+            raise FileNotFoundError(f"cannot resume: {run} holds no run ({RunDir.CONFIG} is missing); start it "
+                                    f"without --resume")
+        if (run / RunDir.STATE).is_file() and not run.checkpoint_steps():
+            raise ValueError(f"cannot resume {run}: it was written by an earlier omniad_lite "
+                             f"({RunDir.STATE} beside the model); start it again with --overwrite")
         saved = run.load_config()
         differing = saved.diff(cfg)
         if differing:
@@ -50,8 +52,7 @@ def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool, overwri
         if not overwrite:
             raise FileExistsError(f"{run} already holds a run ({', '.join(existing)}); pass --resume to "
                                   f"continue it, --overwrite to replace it, or choose another --out")
-        for name in existing:  # only our own files: never wipe a directory the user pointed us at
-            (run / name).unlink()
+        run.remove_run_files()  # only our own files: never wipe a directory the user pointed us at
     return False
 
 
@@ -85,26 +86,3 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# -- checkpoints --------------------------------------------------------------------------------------------
-def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) -> None:
-    """Write ``model.safetensors`` then ``train_state.pt`` atomically; both carry ``state["step"]``."""
-    run.save_model(model, metadata={"step": str(state["step"])})
-    atomic_write(run / RunDir.STATE, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(run: RunDir, model: torch.nn.Module) -> dict[str, Any]:
-    """Load the weights into ``model`` and return the training state (``torch.load(weights_only=True)``).
-
-    Raises:
-        RuntimeError: the two files come from different steps (a crash between the two renames).
-    """
-    state = torch.load(run / RunDir.STATE, map_location="cpu", weights_only=True)
-    model_step = run.model_metadata().get("step")
-    if model_step != str(state["step"]):
-        raise RuntimeError(f"{run}: {RunDir.MODEL} is from step {model_step} but {RunDir.STATE} from step "
-                           f"{state['step']}; the last checkpoint write was interrupted — start again with "
-                           f"--overwrite")
-    model.load_state_dict(run.load_state_dict(), strict=True)
-    return state

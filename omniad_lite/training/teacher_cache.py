@@ -11,20 +11,34 @@ can store it once, in fp16:
   encoder, its weights, the image size, the normalisation and the list of images, reused across runs.
 
 The only difference from recomputing is the fp16 rounding of the teacher features (relative error about
-5e-4; under AMP the encoder runs in 16-bit anyway).
+5e-4; under AMP the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
+(its DataLoader has its own generator), so a run that builds the cache and one that reuses it are the same
+run bit for bit.
+
+A disk cache is built in a temporary folder (``teacher/.<key>.tmp-<pid>-…``; its files are allocated in full
+first, so a full disk raises one line instead of SIGBUS) and renamed into place with a ``manifest.json`` of
+the files' SHA-256, checked every time it is opened: a damaged or truncated cache is reported in one line
+and rebuilt. Temporary folders of builders that died are removed.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..files import remove, remove_stale_temps, reserve, temp_path
+from ..integrity import verify_folder, write_manifest
+
 CACHE_DTYPE = np.float16
-_COMPLETE = "complete.json"
+SCALES = 3
+NO_SPACE_HINT = "free space, point data.cache_dir (or $OMNIAD_LITE_CACHE) at a bigger disk, or use " \
+                "train.cache_teacher_features=memory"
 
 
 class TeacherFeatureCache:
@@ -69,7 +83,10 @@ def compute_features(encoder: torch.nn.Module, dataset, device: torch.device, *,
         progress: show a tqdm bar.
         sinks: three writable arrays of shape ``(N, C_i, H_i, W_i)``; ``None`` keeps tensors on ``device``.
     """
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    # its own generator: a DataLoader iterator otherwise draws a seed from the global RNG, and a run that
+    # builds the cache would then train with other jitter noise than one that reuses it
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
+                                         generator=torch.Generator())
     chunks: list[list[torch.Tensor]] = [[], [], []]
     start = 0
     for batch in tqdm(loader, desc="teacher features", disable=not progress, leave=False):
@@ -124,20 +141,64 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
     if mode != "disk":
         raise ValueError(f"cache_teacher_features={mode!r}: expected 'memory' or 'disk'")
     folder = cache_root / "teacher" / key
-    if is_main and not (folder / _COMPLETE).is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = encoder(dataset[0]["image"][None].to(device))  # shapes of one image's features
-        shapes = [(len(dataset), *f.shape[1:]) for f in probe]
-        sinks = [np.lib.format.open_memmap(folder / f"scale{i}.npy", mode="w+", dtype=CACHE_DTYPE, shape=s)
-                 for i, s in enumerate(shapes)]
-        compute_features(encoder, dataset, device, batch_size=batch_size, autocast=autocast,
-                         channels_last=channels_last, progress=progress, sinks=sinks)
-        for s in sinks:
-            s.flush()
-        (folder / _COMPLETE).write_text(json.dumps({"shapes": shapes}) + "\n")
+    names = [f"scale{i}.npy" for i in range(SCALES)]
+    if is_main:
+        remove_stale_temps(folder.parent)
+        if folder.exists():
+            manifest, problem = verify_folder(folder, names)
+            if problem is not None:
+                if manifest is not None:  # no manifest: written by an earlier version, not damage
+                    print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
+                          file=sys.stderr)
+                _discard(folder)
+        if not folder.exists():
+            _build_disk(folder, names, encoder, dataset, device, batch_size=batch_size, autocast=autocast,
+                        channels_last=channels_last, progress=progress)
     barrier()
-    arrays = [np.load(folder / f"scale{i}.npy", mmap_mode="r") for i in range(3)]
+    if not is_main:
+        _, problem = verify_folder(folder, names)
+        if problem is not None:
+            raise RuntimeError(f"teacher-feature cache {folder} is damaged ({problem}); delete the folder and "
+                               f"start again")
+    arrays = [np.load(folder / name, mmap_mode="r") for name in names]
     if len(arrays[0]) != len(dataset):
         raise RuntimeError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
                            f"{len(dataset)}; delete the folder to rebuild it")
     return TeacherFeatureCache(arrays)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a cache folder: renamed away first, so no reader ever sees it half-deleted."""
+    aside = temp_path(folder)
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return
+    remove(aside)
+
+
+@torch.no_grad()
+def _build_disk(folder: Path, names: list[str], encoder, dataset, device, **kwargs) -> None:
+    """Encode ``dataset`` into a temporary folder, write its manifest, rename it to ``folder``."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(folder)
+    tmp.mkdir()
+    try:
+        probe = encoder(dataset[0]["image"][None].to(device))  # shapes of one image's features
+        shapes = [(len(dataset), *f.shape[1:]) for f in probe]
+        sinks = []
+        for name, shape in zip(names, shapes):
+            sinks.append(np.lib.format.open_memmap(tmp / name, mode="w+", dtype=CACHE_DTYPE, shape=shape))
+            reserve(tmp / name, "the teacher-feature cache", NO_SPACE_HINT)
+        compute_features(encoder, dataset, device, sinks=sinks, **kwargs)
+        for sink in sinks:
+            sink.flush()
+        del sinks
+        write_manifest(tmp, names, {"shapes": shapes, "dtype": np.dtype(CACHE_DTYPE).name})
+        tmp.rename(folder)
+    except OSError as e:
+        if folder.exists() and e.errno in (errno.ENOTEMPTY, errno.EEXIST):  # another process finished first
+            return
+        raise
+    finally:
+        remove(tmp)
