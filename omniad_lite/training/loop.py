@@ -6,13 +6,13 @@ model and the optimiser, restore a checkpoint, fill the teacher-feature cache, l
 
 Recipe (docs/method.md "Training recipe"; released configs ``configs/omniad/*.py`` of github easyoo/Omni-AD
 and ADer's trainer): :mod:`.optim` (AdamW, weight-decay groups, lr drop), :mod:`.step` (loss, clipping,
-AMP), feature jitter inside the model, seed 42. Where we differ from the released code, on purpose:
+precision), feature jitter inside the model, seed 42. Where we differ from the released code, on purpose:
 
 - the *final* model's metrics are the headline; the released protocol (per-metric best over periodic
   test evaluations) is recorded separately in ``metrics.json`` under ``best_over_training`` (:mod:`.report`);
 - checkpoints are atomic and resumable bit for bit (:mod:`.state`);
 - ``train.batch_size`` is the global batch under ``torchrun`` (:mod:`.distributed`);
-- speed options: AMP, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
+- speed options: bf16/fp16, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from . import distributed as dist_utils
 from . import state as ts
 from .optim import build_optimizer, build_scheduler
 from .report import final_evaluation, periodic_evaluation
-from .step import TrainStep, autocast_factory, optimizer_step, resolve_amp
+from .step import TrainStep, autocast_factory, optimizer_step, resolve_precision
 
 TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
 
@@ -123,7 +123,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
 
 
 def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
-    """Data, model, optimiser, scheduler, AMP and the (wrapped) train step."""
+    """Data, model, optimiser, scheduler, precision and the (wrapped) train step."""
     from ..model import build_model, model_preprocess, reconstruction_loss
 
     t_cfg, device = cfg.train, info.device
@@ -137,7 +137,7 @@ def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = build_optimizer(t_cfg, model)
-    amp_dtype = resolve_amp(t_cfg.amp, device)
+    amp_dtype = resolve_precision(t_cfg.precision, device)
     step_module = dist_utils.wrap_model(TrainStep(model, reconstruction_loss), info)
     return _Run(cfg=cfg, run=run, info=info, dataset=dataset, steps_per_epoch=steps_per_epoch,
                 total_steps=total_steps, model=model, optimizer=optimizer,
@@ -256,8 +256,8 @@ def _window_mean(r: _Run, prog: _Progress) -> float:
     value = float(dist_utils.mean_across(prog.window_loss / max(prog.window_count, 1), r.info))
     if not math.isfinite(value):
         raise RuntimeError(f"the training loss became {value} at or before step {prog.step}; stopped. The "
-                           f"last good checkpoint in {r.run} is kept: lower train.lr, set train.amp="
-                           f"off or check the data, then start again or --resume")
+                           f"last good checkpoint in {r.run} is kept: lower train.lr, set train.precision="
+                           f"fp32 or check the data, then start again or --resume")
     return value
 
 
