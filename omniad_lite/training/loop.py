@@ -31,6 +31,7 @@ from ..results import TrainResult
 from ..run import RunDir
 from . import distributed as dist_utils
 from . import state as ts
+from .allocator import keep_freed_memory
 from .optim import build_optimizer, build_scheduler
 from .report import final_evaluation, periodic_evaluation
 from .step import TrainStep, autocast_factory, optimizer_step, resolve_precision
@@ -116,7 +117,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
         prog = _start(r, resuming, progress and info.is_main)
         stop_at = r.total_steps if max_steps is None else min(max_steps, r.total_steps)
         t_start = time.perf_counter()
-        _loop(r, prog, stop_at, progress and info.is_main, callback)
+        with keep_freed_memory(info.device.type == "cpu"):  # CPU: reuse freed buffers step to step
+            _loop(r, prog, stop_at, progress and info.is_main, callback)
         return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
     finally:
         dist_utils.cleanup(info)
