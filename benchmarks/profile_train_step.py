@@ -1,7 +1,8 @@
 """Where a training step's time goes: ``torch.profiler`` over the engine's own train step.
 
 The step is the training engine's (:class:`~omniad_lite.training.step.TrainStep` + ``optimizer_step`` + AdamW of
-:func:`~omniad_lite.training.optim.build_optimizer`), on random inputs, random-init teacher. Each phase is
+:func:`~omniad_lite.training.optim.build_optimizer`, inside ``keep_freed_memory`` on a CPU as ``train`` runs
+it), on random inputs, random-init teacher. Each phase is
 wrapped in ``record_function`` so the summary splits the wall time into encoder (no grad), trainable forward
 (neck, jitter, decoder, loss), backward, grad-norm clip and optimizer; then the ops that dominate, by self CPU
 (or CUDA) time, summed over the profiled steps.
@@ -24,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from omniad_lite import presets
 from omniad_lite.env import resolve_device, seed_everything
 from omniad_lite.model import build_model, reconstruction_loss
+from omniad_lite.training.allocator import keep_freed_memory
 from omniad_lite.training.optim import build_optimizer
 from omniad_lite.training.step import autocast_factory, resolve_precision
 
@@ -64,19 +66,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=2, help="profiled steps (after one warm-up step)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--top", type=int, default=15, help="ops listed")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg, device, model, optimizer, images = build(args)
     trainable = [q for q in model.parameters() if q.requires_grad]
     autocast = autocast_factory(resolve_precision(args.precision, device), device)
-    step(model, optimizer, images, trainable, cfg.train.grad_clip, autocast)  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    with profile(activities=activities) as prof:
-        for _ in range(args.steps):
-            step(model, optimizer, images, trainable, cfg.train.grad_clip, autocast)
-    wall = time.perf_counter() - t0
+    with keep_freed_memory(device.type == "cpu"):  # as train() runs its loop
+        step(model, optimizer, images, trainable, cfg.train.grad_clip, autocast)  # warm-up
+        t0 = time.perf_counter()
+        with profile(activities=activities) as prof:
+            for _ in range(args.steps):
+                step(model, optimizer, images, trainable, cfg.train.grad_clip, autocast)
+        wall = time.perf_counter() - t0
     events = prof.key_averages()
     print(f"preset {args.preset}, batch {args.batch} @ {cfg.model.image_size}², {args.precision}, {device}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; {args.steps} profiled steps, {wall:.1f} s wall "
