@@ -35,7 +35,8 @@ PAPER_JITTER_SCALE = 20.0
 PAPER_BLUR_SIGMA = 4.0
 
 FFN_MODES = ("learned", "resampled")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
+PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision; fp32 is what the released trainer runs
+LEGACY_AMP = {"off": "fp32", "auto": "fp32", "bf16": "bf16", "fp16": "fp16"}  # old train.amp → precision
 TEACHER_CACHE_MODES = ("off", "memory", "disk")
 
 
@@ -143,8 +144,8 @@ class TrainConfig:
         lr_drop_at: fraction of iterations after which the lr is multiplied by ``lr_drop_factor``.
         seed: global seed (released: 42).
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        amp: ``"auto"`` (bf16 where supported, else fp16 with a scaler; off on CPU), ``"bf16"``,
-            ``"fp16"`` or ``"off"``.
+        precision: ``"fp32"`` (the released trainer's, default), ``"bf16"`` (autocast; GPUs with bf16 and
+            CPUs) or ``"fp16"`` (autocast + gradient scaler; CUDA only).
         channels_last: use channels-last memory format for the conv parts.
         compile: wrap the trainable part with ``torch.compile``.
         cache_teacher_features: ``"off"``, ``"memory"`` (device memory) or ``"disk"`` (fp16 memmap):
@@ -166,7 +167,7 @@ class TrainConfig:
     lr_drop_factor: float = 0.1
     seed: int = 42
     device: str = "auto"
-    amp: str = "auto"
+    precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
     cache_teacher_features: str = "off"
@@ -175,8 +176,8 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig.amp={self.amp!r} is not one of {AMP_MODES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision={self.precision!r} is not one of {PRECISIONS}")
         if self.cache_teacher_features not in TEACHER_CACHE_MODES:
             raise ValueError(
                 f"TrainConfig.cache_teacher_features={self.cache_teacher_features!r} is not one of "
@@ -268,12 +269,23 @@ class ExperimentConfig:
 
 
 def _migrate(d: Any) -> Any:
-    """Accept configs written before ``image_size`` moved from ``data`` to ``model`` (kit 0.1)."""
+    """Accept configs of older kits: ``data.image_size`` (moved to ``model``) and ``train.amp``.
+
+    ``train.amp`` became ``train.precision``: ``off`` → ``fp32``; ``auto`` (bf16/fp16 on a GPU, off on a CPU)
+    → ``fp32``, the released precision; ``bf16`` and ``fp16`` keep their names.
+    """
     if isinstance(d, dict) and isinstance(d.get("data"), dict) and "image_size" in d["data"]:
         d = copy.deepcopy(d)
         model = d.setdefault("model", {})
         if isinstance(model, dict):
             model.setdefault("image_size", d["data"].pop("image_size"))
+    if isinstance(d, dict) and isinstance(d.get("train"), dict) and "amp" in d["train"]:
+        d = copy.deepcopy(d)
+        amp = d["train"].pop("amp")
+        if amp not in LEGACY_AMP:
+            raise ValueError(f"train.amp={amp!r} (an old setting, now train.precision) is not one of "
+                             f"{sorted(LEGACY_AMP)}; set train.precision to one of {PRECISIONS}")
+        d["train"].setdefault("precision", LEGACY_AMP[amp])
     return d
 
 

@@ -23,7 +23,7 @@ PARAM_KEYS = {
     "iterations": "train.iterations",
     "batch_size": "train.batch_size",
     "device": "train.device",
-    "amp": "train.amp",
+    "precision": "train.precision",
     "cache_teacher_features": "train.cache_teacher_features",
     "seed": "train.seed",
 }

@@ -26,6 +26,7 @@ def test_paper_presets_follow_the_released_recipe():
         assert cfg.model.image_size == 256
         assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed) == (epochs, 16, 1e-3, 42)
         assert (cfg.train.weight_decay, cfg.train.grad_clip, cfg.train.lr_drop_at) == (1e-4, 5.0, 0.8)
+        assert cfg.train.precision == "fp32"  # the released trainer runs fp32 (docs/method.md)
     assert presets.get("paper-realiad").data.options["views"] == [1, 2, 3, 4, 5]
 
 
@@ -60,10 +61,25 @@ def test_wrong_types_raise():
 def test_invalid_values_raise():
     with pytest.raises(ValueError, match="ffn"):
         ModelConfig(ffn="random")
-    with pytest.raises(ValueError, match="amp"):
-        TrainConfig(amp="fp8")
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
     with pytest.raises(ValueError, match="both be False"):
         ModelConfig(use_global_branch=False, use_local_branch=False)
+
+
+@pytest.mark.parametrize("amp,precision", [("off", "fp32"), ("auto", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_old_configs_with_amp_load_as_precision(amp, precision, tmp_path):
+    """Run directories written before issue 15 carry train.amp; they load (and resume) as train.precision."""
+    old = presets.get("demo").to_dict()
+    del old["train"]["precision"]
+    old["train"]["amp"] = amp
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = ExperimentConfig.load(tmp_path / "config.json")
+    assert cfg.train.precision == precision
+    assert "amp" not in cfg.to_dict()["train"]
+    old["train"]["amp"] = "fp8"
+    with pytest.raises(ValueError, match=r"train\.amp='fp8'.*train\.precision"):
+        ExperimentConfig.from_dict(old)
 
 
 def test_overrides_and_diff():

@@ -1,11 +1,14 @@
-"""omniad_lite.metrics against scikit-learn, hand-computed AU-PRO values, naive per-threshold loops and adeval."""
+"""omniad_lite.metrics against scikit-learn, hand-computed AU-PRO values, naive per-threshold loops and adeval.
+
+The released protocol's own tests are in tests/test_released_protocol.py.
+"""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from skimage import measure
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from omniad_lite.evaluation.metrics import IMAGE_METRICS, METRIC_NAMES, compute_metrics
 from omniad_lite.evaluation.stream import MetricAccumulator
@@ -50,27 +53,6 @@ def naive_kit_aupro(maps, masks, limit=0.3):
     y_lim = np.interp(limit, fprs[i - 1:i + 1], pros[i - 1:i + 1]) if fprs[i - 1] < limit else pros[i - 1]
     x, y = np.r_[fprs[:i], limit], np.r_[pros[:i], y_lim]
     return np.trapezoid(y, x) / limit
-
-
-def naive_released(maps, masks, steps=100, limit=0.3):
-    """Literal per-threshold reading of the released definition (cal_pro_score with 100 steps, F1 on 21)."""
-    lo, hi = maps.min(), maps.max()
-    regions = [(i, r.coords) for i, m in enumerate(masks) for r in measure.regionprops(measure.label(m))]
-    pros, fprs = [], []
-    for th in lo + (hi - lo) / steps * np.arange(steps):
-        b = maps > th
-        pros.append(np.mean([b[i][c[:, 0], c[:, 1]].mean() for i, c in regions]))
-        fprs.append((b & ~masks).sum() / (~masks).sum())
-    pros, fprs = np.array(pros), np.array(fprs)
-    keep = fprs < limit
-    f = (fprs[keep] - fprs[keep].min()) / (fprs[keep].max() - fprs[keep].min())
-    norm = (maps - lo) / (hi - lo)
-    f1s = []
-    for t in np.linspace(0, 1, 21):
-        b = norm >= t
-        tp = (b & masks).sum()
-        f1s.append(2 * tp / (masks.sum() + b.sum()))
-    return auc(f, pros[keep]), max(f1s)
 
 
 @pytest.mark.parametrize("levels,dtype,size", [(None, np.float32, 24), (40, np.float32, 48), (25, np.float64, 48)])
@@ -119,12 +101,11 @@ def test_aupro_uses_8_connectivity_and_interpolates_at_limit():
     assert m["pixel_aupro"] == pytest.approx(expected, abs=1e-12)  # 4-connected regions would give 0.6
 
 
-def test_released_matches_literal_per_threshold_loop():
+def test_released_shares_the_kit_rank_metrics():
+    """Protocol "released" (tests/test_released_protocol.py) differs only in pixel F1-max, AU-PRO, labels."""
     scores, labels, maps, masks = make_data(seed=3, n=10)
+    labels = masks.any(axis=(1, 2)).astype(int)  # the released code's labels: from the masks
     m = compute_metrics(scores, labels, maps, masks, protocol="released")
-    aupro, f1 = naive_released(maps.astype(np.float64), masks)
-    assert m["pixel_aupro"] == pytest.approx(aupro, abs=1e-6)
-    assert m["pixel_f1max"] == pytest.approx(f1, abs=1e-6)
     kit = compute_metrics(scores, labels, maps, masks, protocol="kit")
     for k in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap"):
         assert m[k] == kit[k]

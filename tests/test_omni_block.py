@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omniad_lite.model.omni_block import GlobalBranch, OmniBlock, instance_norm_channels_last
+from omniad_lite.model.omni_block import (GlobalBranch, LocalBranch, OmniBlock, instance_norm_channels_last,
+                                         instance_norm_silu)
 from omniad_lite.model.token_attention import TokenAttention, TokenFFN
 
 DIM, HEADS = 32, 8
@@ -53,6 +54,49 @@ def test_instance_norm_channels_last_matches_torch():
     x = torch.randn(2, 5, 7, 6) * 3 + 1
     want = nn.InstanceNorm2d(6)(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     torch.testing.assert_close(instance_norm_channels_last(x), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(instance_norm_silu(x), F.silu(want), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("silu", [False, True])
+def test_instance_norm_hand_written_backward_passes_gradcheck(silu):
+    """The fused autograd function's backward against finite differences (float64)."""
+    x = (torch.randn(2, 3, 4, 5, dtype=torch.float64) * 2 + 0.5).requires_grad_()
+    fn = instance_norm_silu if silu else instance_norm_channels_last
+    assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-6)
+
+
+def test_instance_norm_under_bf16_keeps_dtype_and_float32_statistics():
+    x = torch.randn(2, 6, 6, 8) * 4 + 2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = instance_norm_silu(x.to(torch.bfloat16).requires_grad_())
+    assert y.dtype == torch.bfloat16
+    want = F.silu(nn.InstanceNorm2d(8)(x.to(torch.bfloat16).float().permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+    torch.testing.assert_close(y.float(), want, atol=2e-2, rtol=2e-2)  # bf16 output rounding only
+
+
+def plain_local_branch(branch: LocalBranch, x):
+    """Reference: NCHW convs and nn.InstanceNorm2d as the released DWConv / mlp modules run them."""
+    def separable(conv, t):
+        t = F.silu(nn.InstanceNorm2d(t.shape[1])(conv.depthwise(t)))
+        return F.silu(nn.InstanceNorm2d(t.shape[1])(conv.pointwise(t)))
+
+    t = x.permute(0, 3, 1, 2).contiguous()
+    y = torch.cat([separable(branch.conv3, t), separable(branch.conv5, t)], dim=1)
+    return F.silu(nn.InstanceNorm2d(y.shape[1] // 2)(branch.fuse(y))).permute(0, 2, 3, 1)
+
+
+def test_local_branch_matches_reference_forward_and_backward():
+    torch.manual_seed(0)
+    branch = LocalBranch(DIM)
+    x = torch.randn(2, 9, 7, DIM)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got, want = branch(x1), plain_local_branch(branch, x2)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, [x1, *branch.parameters()], grad)
+    want_grads = torch.autograd.grad(want, [x2, *branch.parameters()], grad)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_learned_ffn_is_registered_and_deterministic():
@@ -92,14 +136,22 @@ def plain_global_branch(g: GlobalBranch, x):
     return out.reshape(b, h, w, c) + m + x
 
 
-def test_global_branch_matches_reference():
+@pytest.mark.parametrize("height,width", [(8, 12), (10, 6)])  # grid 4 divides 8x12 (broadcast path), not 10x6
+def test_global_branch_matches_reference(height, width):
     torch.manual_seed(0)
     g = GlobalBranch(DIM, HEADS, num_query_tokens=16, num_kv_tokens=9)
     with torch.no_grad():
         for p in (g.query_tokens, g.kv_tokens, g.attn_a.score_bias, g.attn_b.score_bias):
             p.normal_()  # zero at init; randomise to exercise every term
-    x = torch.randn(2, 8, 12, DIM)
-    torch.testing.assert_close(g(x), plain_global_branch(g, x), atol=1e-5, rtol=1e-5)
+    x = torch.randn(2, height, width, DIM)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got, want = g(x1), plain_global_branch(g, x2)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, [x1, *g.parameters()], grad)
+    want_grads = torch.autograd.grad(want, [x2, *g.parameters()], grad)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_omni_block_shapes_and_param_count():

@@ -11,9 +11,11 @@ from safetensors.torch import load_file
 
 from helpers import make_tiny_mvtec, tiny_config
 
+from omniad_lite.config import TrainConfig
 from omniad_lite.run import RunDir
 from omniad_lite.training import param_groups, train
-from omniad_lite.training.step import resolve_amp
+from omniad_lite.training.optim import build_optimizer, build_scheduler, lr_drop_step
+from omniad_lite.training.step import resolve_precision
 
 def _state(run: Path) -> dict:
     """The training state of the run's newest checkpoint."""
@@ -38,12 +40,47 @@ def test_param_groups_decay_only_weights():
                                                    id(net[2].bias)}
 
 
-def test_resolve_amp_cpu():
+def test_resolve_precision_cpu():
     cpu = torch.device("cpu")
-    assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
-    assert resolve_amp("bf16", cpu) is torch.bfloat16
-    with pytest.raises(ValueError, match="fp16"):
-        resolve_amp("fp16", cpu)
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("epochs,steps_per_epoch,drop", [(7, 3, 15), (1000, 226, 800 * 226), (100, 7, 560), (1, 5, 5)])
+def test_lr_drop_step_as_released(epochs, steps_per_epoch, drop):
+    """Released: decay_epochs = int(0.8 · epochs), counted in iterations → int(0.8 · epochs) · steps_per_epoch.
+
+    At 7 epochs of 3 steps that is step 5 · 3 = 15, where int(0.8 · 21) would give 16; one epoch has no drop.
+    """
+    cfg = TrainConfig(epochs=epochs)
+    assert lr_drop_step(cfg, epochs * steps_per_epoch, steps_per_epoch) == drop
+    net = torch.nn.Linear(2, 2)
+    opt = build_optimizer(cfg, net)
+    sched = build_scheduler(opt, cfg, epochs * steps_per_epoch, steps_per_epoch)
+    lrs = []
+    for _ in range(min(epochs * steps_per_epoch, 20)):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    n_full = min(drop, len(lrs))
+    assert lrs[:n_full] == [1e-3] * n_full and lrs[n_full:] == pytest.approx([1e-4] * (len(lrs) - n_full))
+
+
+def test_lr_drop_with_iterations_is_a_fraction_of_the_iterations():
+    cfg = TrainConfig(iterations=7)
+    assert lr_drop_step(cfg, 7, steps_per_epoch=3) == 5  # int(0.8 · 7), no epoch rounding
+
+
+@pytest.mark.slow
+def test_lr_drop_at_epoch_boundary_in_a_run(tiny_root, tmp_path):
+    """7 epochs of 2 steps (16 images, batch 8): released drop at step 5 · 2 = 10, not int(0.8 · 14) = 11."""
+    cfg = tiny_config(tiny_root, tmp_path / "cache", iterations=None, epochs=7, batch_size=8, checkpoint_every=100)
+    train(cfg, tmp_path / "run", progress=False, max_steps=10)
+    lrs = [r["lr"] for r in read_history(tmp_path / "run")]  # the lr after each step's scheduler update
+    assert len(lrs) == 10  # lr 1e-3 · 8/16; the row of step s shows the lr of the next step
+    assert lrs[:9] == pytest.approx([5e-4] * 9) and lrs[9] == pytest.approx(5e-5)
 
 
 def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):

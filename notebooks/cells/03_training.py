@@ -29,7 +29,7 @@ epochs = 3                       # passes over the train split (paper: 1000 MVTe
 iterations = None                # optimiser steps instead of epochs; None: use epochs
 batch_size = 16                  # released: 16 (the learning rate scales with it)
 device = "auto"                  # "auto" (GPU when available), "cpu", "cuda", "cuda:1"
-amp = "auto"                     # "auto" (bf16/fp16 on GPU, off on CPU), "bf16", "fp16", "off"
+precision = None                 # None: the preset's (fp32, as released); "bf16" (GPU/CPU), "fp16" (GPU)
 cache_images = True              # decode + resize every image once into a uint8 memmap cache
 cache_teacher_features = None    # None: the preset's; "off", "memory", "disk": teacher features computed once
 overrides = []                   # any other config key (format: see the next text cell)
@@ -53,7 +53,7 @@ from omniad_lite import presets, viz
 from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
 
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
-                             iterations=iterations, batch_size=batch_size, device=device, amp=amp,
+                             iterations=iterations, batch_size=batch_size, device=device, precision=precision,
                              cache_images=cache_images, cache_teacher_features=cache_teacher_features)
 check_param("live_every_s", live_every_s, (int, float), positive=True)
 output_dir = output_path(output_dir)
@@ -111,5 +111,6 @@ print(f"wrote {output_dir / 'results.json'}")
 #   reloaded (`omniad_lite.load_run`) and compared (`cfg.diff`).
 # - The paper runs differ only in parameters: `params/mvtec.yaml`, `params/visa.yaml`,
 #   `params/realiad.yaml` (1000/1000/100 epochs, batch 16, resnet34 at 256²) with `papermill -f`.
-# - Speed knobs that do not change the result: `cache_images`, `cache_teacher_features`, `amp` on a GPU.
+# - Speed knobs that do not change the result: `cache_images`, `cache_teacher_features`; `precision`
+#   (`bf16`, `fp16`) trades a little numerical accuracy for speed.
 #   Next: **04** evaluates this run in depth.

@@ -32,7 +32,7 @@ from .images import load_pair
 from .sample import Sample
 
 CACHE_ENV = "OMNIAD_LITE_CACHE"
-CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are rebuilt
+CACHE_VERSION = 2  # bump when the preprocessing changes, so old caches are rebuilt (2: bilinear masks)
 MAX_DECODE_THREADS = 4  # PIL releases the GIL while decoding/resizing
 IMAGES, MASKS, META = "images.u8", "masks.u8", "meta.json"
 NO_SPACE_HINT = "free space, or point data.cache_dir (or $OMNIAD_LITE_CACHE) at a bigger disk, or set " \

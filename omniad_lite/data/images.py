@@ -2,8 +2,11 @@
 
 Preprocessing follows docs/method.md ("The pipeline", step 1; released configs of github easyoo/Omni-AD): resize to
 S×S with bilinear interpolation, then centre crop S (a no-op after a square resize, kept as a named step so a
-larger resize can be tried), no augmentation. Masks are resized with nearest neighbour and binarised
-(any non-zero pixel is anomalous, which also covers VisA's 0/1-valued and MVTec's 0/255-valued masks).
+larger resize can be tried), no augmentation. Masks are read as the released data pipeline reads them
+(``data/ad_dataset.py`` and ``trainer/omniad_trainer.py``): any non-zero pixel of the file is anomalous (which
+covers VisA's 0/1-valued and MVTec's 0/255-valued masks), the 0/255 mask is resized with PIL's bilinear filter
+(torchvision's ``Resize`` on a PIL image), centre cropped, and a pixel stays anomalous when its resized value
+``/ 255 > 0.5``, i.e. ``>= 128`` — each output pixel is anomalous when most of the area it covers is.
 Grayscale, palette and RGBA images become RGB (alpha dropped, as PIL's ``convert("RGB")``).
 
 High-bit-depth images are converted with a fixed scale, the same for every image, so an image's brightness
@@ -32,6 +35,9 @@ _INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 def _reason(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+MASK_ON = 255  # value of an anomalous pixel before the resize
+MASK_KEEP_ABOVE = 127  # released: ToTensor (÷ 255) then > 0.5, i.e. resized uint8 value >= 128
 
 
 def _open(path: str | Path, what: str) -> Image.Image:
@@ -94,7 +100,7 @@ def _decode(path: str | Path, what: str, mode: str) -> Image.Image:
         arr = np.asarray(im)
         if arr.ndim == 3:
             arr = arr[..., :3].any(axis=2)  # (H, W)
-        im = Image.fromarray(((arr > 0) * 255).astype(np.uint8))
+        im = Image.fromarray(((arr > 0) * MASK_ON).astype(np.uint8))
     return im
 
 
@@ -122,7 +128,7 @@ def decode_image(path: str | Path):
 
 def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int] | None = None,
               image_path: str | Path | None = None) -> np.ndarray:
-    """Decode a mask, resize (nearest) and binarise to {0, 1}; ``(S, S)`` uint8, zeros when ``path`` is None.
+    """Decode a mask, resize (bilinear) and binarise at ½ to {0, 1}; ``(S, S)`` uint8, zeros when ``path`` is None.
 
     Args:
         path: mask file, or ``None`` for a normal image.
@@ -136,8 +142,8 @@ def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int]
     if image_size_wh is not None and im.size != tuple(image_size_wh):
         raise ValueError(f"mask {path} is {im.size[0]}x{im.size[1]} but its image {image_path} is "
                          f"{image_size_wh[0]}x{image_size_wh[1]}; a mask must have its image's size")
-    im = _centre_crop(im.resize((size, size), Image.NEAREST), size)
-    return (np.asarray(im) > 0).astype(np.uint8)  # (S, S)
+    im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
+    return (np.asarray(im) > MASK_KEEP_ABOVE).astype(np.uint8)  # (S, S)
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path | None, size: int) -> tuple[np.ndarray, np.ndarray]:

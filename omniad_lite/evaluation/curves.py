@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import released
+
 AUPRO_FPR_LIMIT = 0.3  # integrate the PRO curve up to this FPR, then divide by it
-RELEASED_PRO_STEPS = 100  # released protocol: thresholds between the maps' min and max (cflow-ad used 200)
-RELEASED_F1_THRESHOLDS = 21  # released protocol: pixel F1 at linspace(0, 1, 21) of the min-max normalised map
 CONNECTIVITY_8 = np.ones((3, 3), dtype=bool)  # 8-connected ground-truth regions
 
 
@@ -105,15 +105,14 @@ class PixelSets:
         return aupro_from_levels(gain, (n_neg - neg_lt - neg_eq) / n_neg, (n_neg - neg_lt) / n_neg)
 
     def released_aupro(self) -> float:
-        ths = self.lo + (self.hi - self.lo) / RELEASED_PRO_STEPS * np.arange(RELEASED_PRO_STEPS)
-        fpr = (self.neg.size - np.searchsorted(self.neg, ths, "right")) / self.neg.size  # score > th
-        return released_pro_area(fpr, self.pro_at_least(ths, "right"))
+        """AU-PRO of protocol ``"released"`` (:mod:`.released`): pixel positive when ``score > th``."""
+        ths = released.pro_thresholds(self.lo, self.hi)
+        fpr = (self.neg.size - np.searchsorted(self.neg, ths, "right")) / self.neg.size
+        return released.pro_area(fpr, self.pro_at_least(ths, "right"))
 
     def released_f1max(self) -> float:
-        ths = self.lo + np.linspace(0.0, 1.0, RELEASED_F1_THRESHOLDS) * (self.hi - self.lo)
-        tp = (self.pos.size - np.searchsorted(self.pos, ths, "left")).astype(np.float64)  # score >= th
-        fp = (self.neg.size - np.searchsorted(self.neg, ths, "left")).astype(np.float64)
-        return float(np.max(2 * tp / (self.pos.size + tp + fp)))
+        """Pixel F1-max of protocol ``"released"`` (:mod:`.released`)."""
+        return released.f1max(self.pos, self.neg, self.lo, self.hi)
 
 
 def pro_fpr_at(maps: np.ndarray, masks: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,14 +132,3 @@ def pro_fpr_at(maps: np.ndarray, masks: np.ndarray, thresholds: np.ndarray) -> t
     t = np.asarray(thresholds, dtype=np.float64)
     fpr = (sets.neg.size - np.searchsorted(sets.neg, t, "left")) / sets.neg.size
     return fpr, sets.pro_at_least(t, "left")
-
-
-def released_pro_area(fpr: np.ndarray, pro: np.ndarray) -> float:
-    """ADer/cflow-ad ``cal_pro_score`` tail: keep FPR < 0.3, min-max rescale FPR, trapezoid area."""
-    keep = fpr < AUPRO_FPR_LIMIT
-    f, p = fpr[keep], pro[keep]
-    if f.size < 2 or f.max() == f.min():
-        return float("nan")
-    f = (f - f.min()) / (f.max() - f.min())
-    order = np.argsort(f, kind="stable")  # thresholds ascend → FPR descends; integrate left to right
-    return float(np.trapezoid(p[order], f[order]))

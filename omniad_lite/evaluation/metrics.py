@@ -16,15 +16,21 @@ Two protocols, named in every output:
       all normal pixels (mask 0, in every image) above ``t``. The curve through all distinct thresholds,
       starting at (0, 0), is integrated with the trapezoid rule from FPR 0 to 0.3 (the curve interpolated
       linearly at 0.3) and divided by 0.3 — the MVTec-AD reference definition.
-``"released"`` (what the released code / ADer's ``cal_pro_score`` compute, to compare with published tables)
-    * image metrics, pixel AUROC and pixel AP: as "kit" (the released code calls sklearn on all pixels).
-    * AU-PRO: ``lo, hi`` = min/max over all maps of the class; 100 thresholds ``th_k = lo + k (hi - lo)/100``,
-      ``k = 0..99``; pixel positive when ``score > th_k``; PRO_k = mean region overlap, FPR_k as above; keep the
-      thresholds with FPR_k < 0.3, min–max rescale those FPRs to [0, 1], area by the trapezoid rule
-      (``sklearn.metrics.auc``). Undefined (NaN) when the kept FPRs are all equal (the released code divides
-      0 by 0 there).
-    * pixel F1-max: maps min–max normalised with the class's ``lo, hi``; F1 at the 21 thresholds
-      ``0, 0.05, ..., 1`` (pixel positive when normalised score ``>=`` threshold); the max.
+``"released"`` (the released evaluation replayed exactly, to compare with published tables; :mod:`.released`)
+    * image labels: an image is anomalous when its mask has an anomalous pixel (the released code's
+      ``gt_sp = gt_px.max(axis=(1, 2))``), whatever ``image_labels`` says; image AUROC/AP/F1-max, pixel AUROC
+      and pixel AP as "kit" (the released code calls sklearn on them).
+    * AU-PRO: ``lo, hi`` = min/max over all maps of the class; thresholds ``np.arange(lo, hi, (hi - lo)/100)``;
+      pixel positive when ``score > th``; PRO and FPR as above; keep the thresholds with FPR < 0.3, min–max
+      rescale those FPRs to [0, 1], area by ``sklearn.metrics.auc`` over the points in threshold order.
+      Undefined (NaN) when the kept FPRs are all equal (the released code divides 0 by 0 there).
+    * pixel F1-max: maps min–max normalised with the class's ``lo, hi``; at the 21 scores ``0, 0.05, ..., 1``
+      a pixel is positive when its normalised value is ``>`` the score; ``F1 = 2PR / (P + R + 1e-8)`` with
+      ``1e-8`` also added to both denominators of P and R; the max.
+
+Masks: any non-zero mask pixel is anomalous (as the MVTec-AD evaluation code and the released evaluator read
+them). The datasets' masks are already binary at the model's input size: :mod:`omniad_lite.data.images`
+resizes them as the released data pipeline does (bilinear, then ``> 0.5``).
 
 Speed: no per-threshold loops and no sklearn on the pixels. Normal-pixel scores are sorted once
 (``np.sort`` on float32), anomalous ones (few) are arg-sorted with their region weights ``1 / |region|``;
@@ -75,7 +81,7 @@ def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
 
     Args:
         maps: ``(N, H, W)`` or ``(N, 1, H, W)`` real anomaly maps (numpy or torch).
-        masks: same shape; pixels ``> 0.5`` are anomalous.
+        masks: same shape; any non-zero pixel is anomalous.
 
     Returns:
         ``(maps (N, H, W) float, masks (N, H, W) bool)``.
@@ -91,7 +97,7 @@ def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         raise ValueError(f"anomaly map of image index {int(np.flatnonzero(bad)[0])} contains NaN or inf "
                          f"({int(bad.sum())} bad map(s)); check the model's output for that image")
-    return m, g > 0.5
+    return m, g != 0
 
 
 def check_image_inputs(scores, labels, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +118,21 @@ def undefined(what: str, allow_undefined: bool) -> None:
         raise ValueError(f"{what}; pass allow_undefined=True to get NaN for these metrics instead")
 
 
-def image_metrics(scores: np.ndarray, labels: np.ndarray, allow_undefined: bool = False) -> dict[str, float]:
+def released_labels(gt: np.ndarray) -> np.ndarray:
+    """Protocol ``"released"``: an image is anomalous when its ``(H, W)`` mask has an anomalous pixel."""
+    return gt.reshape(gt.shape[0], -1).any(axis=1)  # (N,)
+
+
+def image_metrics(scores: np.ndarray, labels: np.ndarray, allow_undefined: bool = False,
+                  protocol: str = "kit") -> dict[str, float]:
     """Exact image AUROC, AP and F1-max (sklearn definitions); NaN/raise when one label is missing."""
     pos, neg = np.sort(scores[labels]), np.sort(scores[~labels])
     if pos.size == 0 or neg.size == 0:
+        hint = (" (protocol 'released' takes the labels from the masks, as the released code does: use "
+                "protocol='kit' for data without masks)" if protocol == "released" and neg.size else "")
         undefined(f"image metrics are undefined: all {scores.size} images are "
-                   f"{'anomalous' if neg.size == 0 else 'normal'}; AUROC/AP/F1-max need both kinds", allow_undefined)
+                  f"{'anomalous' if neg.size == 0 else 'normal'}; AUROC/AP/F1-max need both kinds{hint}",
+                  allow_undefined)
         return dict.fromkeys(IMAGE_METRICS, float("nan"))
     return dict(zip(IMAGE_METRICS, rank_metrics(pos, neg)))
 
@@ -130,9 +145,9 @@ def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: s
         image_scores: ``(N,)`` image anomaly scores (e.g. the max of each map).
         image_labels: ``(N,)`` 0 = normal, 1 = anomalous.
         anomaly_maps: ``(N, H, W)`` (or ``(N, 1, H, W)``) anomaly maps, numpy or torch.
-        masks: ground-truth masks of the same shape; ``> 0.5`` is anomalous.
-        protocol: ``"kit"`` (exact) or ``"released"`` (the released code's AU-PRO and pixel F1-max);
-            see the module docstring for the precise definitions.
+        masks: ground-truth masks of the same shape; any non-zero pixel is anomalous.
+        protocol: ``"kit"`` (exact) or ``"released"`` (the released code's image labels from the masks,
+            AU-PRO and pixel F1-max); see the module docstring for the precise definitions.
         allow_undefined: return NaN for metrics a class cannot define (see module docstring) instead of
             raising a ``ValueError``.
         pixel_valid: optional ``(N,)`` booleans: images whose mask is known. The pixel metrics use only
@@ -146,8 +161,10 @@ def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: s
         raise ValueError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
     maps, gt = check_maps_masks(anomaly_maps, masks)
     scores, labels = check_image_inputs(image_scores, image_labels, n=maps.shape[0])
-    out = image_metrics(scores, labels, allow_undefined)
     keep = valid_images(pixel_valid, maps.shape[0])
+    if protocol == "released":  # labels from the masks where a mask is known
+        labels = np.where(keep, released_labels(gt), labels)
+    out = image_metrics(scores, labels, allow_undefined, protocol)
     out.update(_pixel_metrics(maps[keep], gt[keep], protocol, allow_undefined))
     out["mad"] = float(np.mean([out[k] for k in METRIC_NAMES]))
     return out
@@ -178,4 +195,5 @@ def _pixel_metrics(maps: np.ndarray, gt: np.ndarray, protocol: str, allow_undefi
 
 
 __all__ = ["PROTOCOLS", "METRIC_NAMES", "IMAGE_METRICS", "PIXEL_METRICS", "check_maps_masks",
-           "check_image_inputs", "compute_metrics", "image_metrics", "undefined", "valid_images"]
+           "check_image_inputs", "compute_metrics", "image_metrics", "released_labels", "undefined",
+           "valid_images"]

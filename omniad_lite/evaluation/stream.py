@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .curves import (CONNECTIVITY_8, RELEASED_F1_THRESHOLDS, RELEASED_PRO_STEPS, aupro_from_levels,
-                     rank_metrics_from_counts, released_pro_area)
+from . import released
+from .curves import CONNECTIVITY_8, aupro_from_levels, rank_metrics_from_counts
 from .metrics import (METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, check_image_inputs, check_maps_masks, image_metrics,
-                      undefined, valid_images)
+                      released_labels, undefined, valid_images)
 
 DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
 FLOAT32_MANTISSA_BITS = 23
@@ -78,7 +78,7 @@ class MetricAccumulator:
         self.num_regions = 0
         self.map_min, self.map_max = np.inf, -np.inf
         self._scores: list[np.ndarray] = []
-        self._labels: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []  # the given labels ("kit") or the masks' ("released")
         self.num_images = 0
 
     @property
@@ -102,7 +102,7 @@ class MetricAccumulator:
             image_scores: ``(B,)`` image scores.
             image_labels: ``(B,)`` 0/1 labels.
             maps: ``(B, H, W)`` or ``(B, 1, H, W)`` anomaly maps (numpy or torch).
-            masks: ground-truth masks of the same shape (``> 0.5`` anomalous).
+            masks: ground-truth masks of the same shape (any non-zero pixel is anomalous).
             pixel_valid: optional ``(B,)`` booleans, images whose mask is known (only these enter the pixel
                 metrics; see :func:`~omniad_lite.evaluation.metrics.compute_metrics`).
         """
@@ -117,6 +117,8 @@ class MetricAccumulator:
         scores, labels = check_image_inputs(image_scores, image_labels, n=amaps.shape[0])
         n_images = amaps.shape[0]
         keep = valid_images(pixel_valid, n_images)
+        if self.protocol == "released":  # labels from the masks where a mask is known
+            labels = np.where(keep, released_labels(gt), labels)
         amaps, gt = amaps[keep], gt[keep]  # (B', H, W): images with a known mask
         structure = np.zeros((3, 3, 3), dtype=bool)
         structure[1] = CONNECTIVITY_8
@@ -139,7 +141,8 @@ class MetricAccumulator:
         """The seven metrics and mAD (fractions), like :func:`omniad_lite.metrics.compute_metrics`."""
         if self.num_images == 0:
             raise ValueError("MetricAccumulator.compute(): no images were added; call update() first")
-        out = image_metrics(np.concatenate(self._scores), np.concatenate(self._labels), self.allow_undefined)
+        out = image_metrics(np.concatenate(self._scores), np.concatenate(self._labels), self.allow_undefined,
+                            self.protocol)
         n_pos, n_neg = int(self.pos_hist.sum()), int(self.neg_hist.sum())
         if n_pos == 0 or n_neg == 0:
             undefined(f"pixel metrics are undefined: the masks of these {self.num_images} images have "
@@ -157,18 +160,16 @@ class MetricAccumulator:
         auroc, ap, f1max = rank_metrics_from_counts(self.pos_hist[b], tp[b], neg_lt[b], self.neg_hist[b], n_neg)
         w_ge = np.cumsum(self.pos_weight[::-1])[::-1] / self.num_regions  # PRO at >= bin
         centres = self.centres
-        if self.protocol == "released":
-            step = (self.map_max - self.map_min) / RELEASED_PRO_STEPS
-            ths = self.map_min + step * np.arange(RELEASED_PRO_STEPS)
-            first_above = np.searchsorted(centres, ths, "right")  # bins with centre > th
-            neg_ge = np.r_[np.cumsum(self.neg_hist[::-1])[::-1], 0]
-            pro_ge = np.r_[w_ge, 0.0]
-            aupro = released_pro_area(neg_ge[first_above] / n_neg, pro_ge[first_above])
-            f1_ths = self.map_min + np.linspace(0, 1, RELEASED_F1_THRESHOLDS) * (self.map_max - self.map_min)
-            first = np.searchsorted(centres, f1_ths, "left")  # bins with centre >= th
-            tp_f1 = np.r_[tp, 0][first].astype(np.float64)
-            fp_f1 = neg_ge[first].astype(np.float64)
-            f1max = float(np.max(2 * tp_f1 / (n_pos + tp_f1 + fp_f1)))
+        if self.protocol == "released":  # the bin centres stand for the pixels' scores
+            neg_ge = np.r_[np.cumsum(self.neg_hist[::-1])[::-1], 0]  # normal pixels in this bin or higher
+            above = np.searchsorted(centres, released.pro_thresholds(self.map_min, self.map_max), "right")
+            aupro = released.pro_area(neg_ge[above] / n_neg, np.r_[w_ge, 0.0][above])
+            f1max = 0.0
+            if self.map_max > self.map_min:
+                normalised = released.normalise(centres, self.map_min, self.map_max)
+                first = np.searchsorted(normalised, released.RELEASED_F1_SCORES, "right")
+                tp_f1 = np.r_[tp, 0][first]
+                f1max = released.f1max_from_counts(tp_f1, tp_f1 + neg_ge[first], n_pos)
         else:
             neg_le = neg_lt + self.neg_hist
             aupro = aupro_from_levels(self.pos_weight[b] / self.num_regions, (n_neg - neg_le[b]) / n_neg,

@@ -2,7 +2,7 @@
 
 - :mod:`.loop` — :func:`train`, a readable sequence of named steps
 - :mod:`.optim` — :func:`build_optimizer` / :func:`build_scheduler` (shared with every benchmark)
-- :mod:`.step` — the train step, AMP, clipping
+- :mod:`.step` — the train step, precision (autocast), clipping
 - :mod:`.state` — run-directory checks, checkpoints, RNG states
 - :mod:`.teacher_cache` — the frozen teacher's features computed once
 - :mod:`.distributed` — ``torchrun`` + DistributedDataParallel with a global batch

@@ -188,7 +188,7 @@ def non_finite_message(run: RunDir, step: int, what: str) -> str:
     else:
         where, then = f"no checkpoint had been written to {run} yet", "start again with --overwrite"
     return (f"{what} at or before step {step}; stopped before saving it: {where}. Lower train.lr, set "
-            f"train.amp=off or check the data, then {then}")
+            f"train.precision=fp32 or check the data, then {then}")
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "all_finite", "non_finite_message"]

@@ -6,14 +6,14 @@ model and the optimiser, restore a checkpoint, fill the teacher-feature cache, l
 
 Recipe (docs/method.md "Training recipe"; released configs ``configs/omniad/*.py`` of github easyoo/Omni-AD
 and ADer's trainer): :mod:`.optim` (AdamW, weight-decay groups, lr drop), :mod:`.step` (loss, clipping,
-AMP), feature jitter inside the model, seed 42. Where we differ from the released code, on purpose:
+precision), feature jitter inside the model, seed 42. Where we differ from the released code, on purpose:
 
 - the *final* model's metrics are the headline; the released protocol (per-metric best over periodic
   test evaluations) is recorded separately in ``metrics.json`` under ``best_over_training`` (:mod:`.report`);
 - checkpoints are atomic and resumable bit for bit (:mod:`.checkpoint`); a lock keeps a second process out
   of the run directory (:mod:`omniad_lite.lock`); both data splits are checked before training starts;
 - ``train.batch_size`` is the global batch under ``torchrun`` (:mod:`.distributed`);
-- speed options: AMP, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
+- speed options: bf16/fp16, channels-last, ``torch.compile``, teacher-feature cache (:mod:`.teacher_cache`).
 """
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ from ..run import RunDir
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from . import state as ts
+from .allocator import keep_freed_memory
 from .optim import build_optimizer, build_scheduler
 from .report import check_test_split, final_evaluation, periodic_evaluation
-from .step import TrainStep, autocast_factory, optimizer_step, resolve_amp
+from .step import TrainStep, autocast_factory, optimizer_step, resolve_precision
 
 TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
 
@@ -122,7 +123,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
         prog = _start(r, resuming, progress and info.is_main)
         stop_at = r.total_steps if max_steps is None else min(max_steps, r.total_steps)
         t_start = time.perf_counter()
-        _loop(r, prog, stop_at, progress and info.is_main, callback)
+        with keep_freed_memory(info.device.type == "cpu"):  # CPU: reuse freed buffers step to step
+            _loop(r, prog, stop_at, progress and info.is_main, callback)
         return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
     finally:
         if lock is not None:
@@ -131,7 +133,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
 
 
 def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
-    """Data, model, optimiser, scheduler, AMP and the (wrapped) train step."""
+    """Data, model, optimiser, scheduler, precision and the (wrapped) train step."""
     from ..model import build_model, model_preprocess, reconstruction_loss
 
     t_cfg, device = cfg.train, info.device
@@ -147,7 +149,7 @@ def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
         model = model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = build_optimizer(t_cfg, model)
-    amp_dtype = resolve_amp(t_cfg.amp, device)
+    amp_dtype = resolve_precision(t_cfg.precision, device)
     step_module = dist_utils.wrap_model(TrainStep(model, reconstruction_loss), info)
     return _Run(cfg=cfg, run=run, info=info, dataset=dataset, steps_per_epoch=steps_per_epoch,
                 total_steps=total_steps, model=model, optimizer=optimizer,

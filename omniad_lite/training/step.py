@@ -1,4 +1,4 @@
-"""One optimiser step of the recipe: the trainable forward, mixed precision, backward, clipping, update.
+"""One optimiser step of the recipe: the trainable forward, precision (autocast), backward, clipping, update.
 
 :class:`TrainStep` is what DDP and ``torch.compile`` wrap (not the bare model), which keeps the frozen encoder
 outside the gradient machinery; :func:`optimizer_step` is shared by the trainer and the benchmarks.
@@ -12,18 +12,24 @@ from typing import Callable
 import torch
 
 
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.amp`` on ``device`` (``None``: full precision).
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.precision`` on ``device`` (``None``: fp32, no autocast).
 
-    ``auto`` is bf16 on GPUs that support it, else fp16 (with a gradient scaler), and off on CPU.
+    ``fp32`` is what the released trainer runs. ``bf16`` autocasts matmuls and convolutions to bfloat16
+    (CPUs, and GPUs that support it); ``fp16`` autocasts to float16 with a gradient scaler (CUDA only).
     """
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+    if precision == "fp32":
         return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "fp16" and device.type != "cuda":
-        raise ValueError(f"train.amp='fp16' needs a CUDA device (got {device}); use 'bf16' or 'off' on CPU")
-    return torch.bfloat16 if mode == "bf16" else torch.float16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"train.precision='fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'")
+        return torch.float16
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} has no bf16 support; "
+                             f"use 'fp16' or 'fp32'")
+        return torch.bfloat16
+    raise ValueError(f"train.precision={precision!r} is not one of 'fp32', 'bf16', 'fp16'")
 
 
 def autocast_factory(dtype: torch.dtype | None, device: torch.device) -> Callable:
@@ -59,10 +65,10 @@ class TrainStep(torch.nn.Module):
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, trainable: list,
                    grad_clip: float) -> None:
-    """Backward, unscale (AMP), clip the global gradient norm to ``grad_clip`` and step (released recipe).
+    """Backward, unscale (fp16), clip the global gradient norm to ``grad_clip`` and step (released recipe).
 
     Args:
-        scaler: a ``torch.amp.GradScaler`` (disabled when AMP is off or bf16: then a plain backward/step).
+        scaler: a ``torch.amp.GradScaler`` (enabled for fp16 only; else a plain backward/step).
         trainable: the parameters whose gradient norm is clipped.
     """
     optimizer.zero_grad(set_to_none=True)

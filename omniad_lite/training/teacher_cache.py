@@ -11,7 +11,7 @@ can store it once, in fp16:
   encoder, its weights, the image size, the normalisation and the list of images, reused across runs.
 
 The only difference from recomputing is the fp16 rounding of the teacher features (relative error about
-5e-4; under AMP the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
+5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
 (its DataLoader has its own generator), so a run that builds the cache and one that reuses it are the same
 run bit for bit.
 
@@ -78,7 +78,7 @@ def compute_features(encoder: torch.nn.Module, dataset, device: torch.device, *,
         dataset: an ``AnomalyDataset`` (items with an ``"image"`` tensor).
         device: where the encoder runs.
         batch_size: images per encoder call.
-        autocast: a context-manager factory (the trainer's AMP setting).
+        autocast: a context-manager factory (the trainer's ``train.precision``).
         channels_last: feed channels-last images.
         progress: show a tqdm bar.
         sinks: three writable arrays of shape ``(N, C_i, H_i, W_i)``; ``None`` keeps tensors on ``device``.
