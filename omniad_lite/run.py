@@ -12,6 +12,7 @@ file                   what
 ``metrics.json``       the final evaluation (headline) and, labelled, the released "best over training"
 ``metrics.csv``        the final per-class table (percent)
 ``thresholds.json``    per-class image-score thresholds calibrated after training
+``knn.json``           only in a kNN-baseline run (``omniad_lite.baselines``): its settings
 =====================  ====================================================================================
 
 Everything is written atomically (:func:`omniad_lite.files.atomic_write`). :func:`load_run` rebuilds the
@@ -45,7 +46,8 @@ class RunDir:
     METRICS = "metrics.json"
     METRICS_CSV = "metrics.csv"
     THRESHOLDS = "thresholds.json"
-    FILES = (CONFIG, MODEL, STATE, HISTORY, METRICS, METRICS_CSV, THRESHOLDS)
+    KNN = "knn.json"
+    FILES = (CONFIG, MODEL, STATE, HISTORY, METRICS, METRICS_CSV, THRESHOLDS, KNN)
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser()
@@ -191,6 +193,10 @@ def load_run(run_dir: str | os.PathLike, device="cpu") -> LoadedRun:
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     cfg = run.load_config()
     state = run.load_state_dict()
+    if (run / RunDir.KNN).is_file():  # a kNN-baseline run: teacher + memory bank
+        from .baselines.knn import load_knn
+
+        return LoadedRun(cfg, load_knn(cfg.model, read_json(run / RunDir.KNN, "kNN settings"), state).to(device), run)
     # The saved state holds the encoder too, so no weights source is needed to rebuild it.
     model = build_model(type(cfg.model)(**{**cfg.model.__dict__, "encoder_weights": None}))
     model.load_state_dict(state, strict=True)
