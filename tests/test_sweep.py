@@ -1,0 +1,86 @@
+"""Ablation sweeps: planning (fails before anything runs), the seed-spread verdicts on hand-made numbers,
+the run folders (reuse, conflicts, overwrite), the kNN variant beside Omni-AD, and the plot.
+"""
+from __future__ import annotations
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from omniad_lite.run import RunDir
+from omniad_lite.sweep import display_table, plan_sweep, run_sweep, slug, summarise
+from omniad_lite.viz.sweep import sweep_plot
+
+matplotlib.use("Agg")
+
+
+def hand_runs() -> pd.DataFrame:
+    rows = [("ref", 0, 90.0), ("ref", 1, 92.0), ("better", 0, 95.0), ("better", 1, 96.0),
+            ("overlap", 0, 91.0), ("overlap", 1, 93.0), ("worse", 0, 80.0), ("worse", 1, 89.9), ("one seed", 0, 99.0)]
+    return pd.DataFrame([{"variant": v, "seed": s, "image_auroc": x, "mad": x / 2} for v, s, x in rows])
+
+
+def test_summarise_marks_only_non_overlapping_seed_ranges():
+    s = summarise(hand_runs(), ["image_auroc"])
+    assert list(s.index) == ["ref", "better", "overlap", "worse", "one seed"]
+    assert s.loc["better", "image_auroc"] == 95.5 and s.loc["better", "image_auroc_delta"] == 4.5
+    assert s.loc["ref", "image_auroc_spread"] == 2.0 and s.loc["worse", "image_auroc_spread"] == pytest.approx(9.9)
+    verdict = s["image_auroc_beyond_spread"].to_dict()
+    assert verdict == {"ref": None, "better": True, "overlap": False, "worse": True, "one seed": None}
+    text = display_table(s, ["image_auroc"])
+    assert text.loc["better", "Δ image_auroc"] == "+4.5 beyond spread"
+    assert text.loc["overlap", "Δ image_auroc"] == "+1.0 within spread"
+    assert text.loc["one seed", "Δ image_auroc"] == "+8.0 ? (1 seed)"
+    assert text.loc["ref", "image_auroc"] == "91.0 [90.0–92.0]"
+    with pytest.raises(ValueError, match="reference variant 'nope'"):
+        summarise(hand_runs(), ["image_auroc"], reference="nope")
+
+
+def test_sweep_plot_draws_one_panel_per_metric_and_bolds_separated_variants():
+    runs = hand_runs()
+    s = summarise(runs, ["image_auroc", "mad"])
+    fig = sweep_plot(runs, s, ["image_auroc", "mad"])
+    assert len(fig.axes) == 2
+    labels = {t.get_text(): t.get_fontweight() for t in fig.axes[0].get_yticklabels()}
+    assert labels["better"] == "bold" and labels["overlap"] == "normal"
+    with pytest.raises(ValueError, match="missing"):
+        sweep_plot(runs, s, ["pixel_aupro"])
+
+
+def test_plan_sweep_checks_every_variant_before_running(tiny_cfg, tmp_path):
+    cfg = tiny_cfg()
+    plan = plan_sweep(cfg, {"base": [], "kNN 1%": ["method=knn", "knn.coreset_ratio=0.01"]}, [0, 1], tmp_path)
+    assert [(r.variant, r.seed, r.method) for r in plan] == [("base", 0, "omniad"), ("base", 1, "omniad"),
+                                                             ("kNN 1%", 0, "knn"), ("kNN 1%", 1, "knn")]
+    assert plan[3].run_dir == RunDir(tmp_path / "knn_1" / "seed1") and plan[3].cfg.train.seed == 1
+    assert plan[2].knn.coreset_ratio == 0.01 and plan[0].knn is None
+    with pytest.raises(ValueError, match="variant 'typo': .*ModelConfig.ffn='fast'"):
+        plan_sweep(cfg, {"base": [], "typo": ["model.ffn=fast"]}, [0], tmp_path)
+    with pytest.raises(ValueError, match="share the folder name"):
+        plan_sweep(cfg, {"a b": [], "a-b": []}, [0], tmp_path)
+    with pytest.raises(ValueError, match="must be a list"):
+        plan_sweep(cfg, {"a": "model.ffn=resampled"}, [0], tmp_path)
+    assert slug("no global branch (local only)") == "no_global_branch_local_only"
+
+
+@pytest.mark.slow  # six tiny runs (three trained for 2-3 steps, three kNN fits), each evaluated
+def test_run_sweep_runs_reuses_and_refuses_to_mix_configs(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg(iterations=2)
+    variants = {"omni": [], "knn": ["method=knn", "knn.coreset_size=16"]}
+    runs = run_sweep(cfg, variants, [0, 1], tmp_path / "sweep")
+    assert list(zip(runs["variant"], runs["seed"], runs["method"])) == [
+        ("omni", 0, "omniad"), ("omni", 1, "omniad"), ("knn", 0, "knn"), ("knn", 1, "knn")]
+    assert list(runs["steps"]) == [2, 2, 0, 0] and not runs["reused"].any()
+    assert runs["image_auroc"].between(0, 100).all()
+    # the metrics of each row are its run directory's metrics.json
+    for _, r in runs.iterrows():
+        assert RunDir(r["run_dir"]).read_metrics()["final"]["mean"]["mad"] == r["mad"]
+    again = run_sweep(cfg, {"knn": variants["knn"]}, [0, 1, 2], tmp_path / "sweep")  # only the new seed runs
+    assert list(again["reused"]) == [True, True, False]
+    assert again["mad"].tolist()[:2] == runs["mad"].tolist()[2:]
+    assert "reused" in capsys.readouterr().out
+    with pytest.raises(FileExistsError, match="another config"):
+        run_sweep(cfg.with_overrides({"train.iterations": 3}), variants, [0], tmp_path / "sweep")
+    redo = run_sweep(cfg.with_overrides({"train.iterations": 3}), {"omni": []}, [0], tmp_path / "sweep",
+                     overwrite=True)
+    assert list(redo["steps"]) == [3] and not redo["reused"].any()
