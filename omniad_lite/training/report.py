@@ -78,7 +78,8 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
                              progress=progress)
     previous = loaded.run_dir.read_metrics() or {}
     best = previous.get("best_over_training") if previous.get("protocol") == protocol else None
+    kept = {k: previous[k] for k in ("method", "memory_bank") if k in previous}  # a kNN-baseline run's record
     write_metrics(loaded.run_dir, result, {
-        "headline": "final", "step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2),
+        **kept, "headline": "final", "step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2),
         "train_time_s": previous.get("train_time_s"), "best_over_training": best})
     return result
