@@ -1,8 +1,9 @@
 """The ablation plot: every variant's seeds, their mean and range, against the reference variant.
 
 Draws what :func:`omniad_lite.sweep.summarise` computes: one panel per metric, one row per variant; each seed
-is a dot, the mean a bar, the seed range (min–max) a line; the reference variant's range is a shaded band, so
-a variant whose range lies outside the band differs by more than the seed spread (its label is bold).
+is a dot, the mean a bar, the seed range (min–max) a line; the reference variant's range is a shaded band and
+its mean a dashed line. A variant whose difference from the reference exceeds both seed spreads together
+(``summarise``'s verdict) is drawn red, and its label is bold when that holds for any metric.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def sweep_plot(runs: pd.DataFrame, summary: pd.DataFrame, metrics: Sequence[str]
     for ax, m in zip(axes[0], metrics):
         ref = summary.loc[reference]
         ax.axvspan(ref[f"{m}_min"], ref[f"{m}_max"], color="tab:blue", alpha=0.15, lw=0)
+        ax.axvline(ref[m], color="tab:blue", lw=1, ls="--")
         for yi, name in zip(y, variants):
             row = summary.loc[name]
             colour = BEYOND_COLOUR if row[f"{m}_beyond_spread"] is True else WITHIN_COLOUR
@@ -53,7 +55,7 @@ def sweep_plot(runs: pd.DataFrame, summary: pd.DataFrame, metrics: Sequence[str]
     for label, name in zip(axes[0][0].get_yticklabels(), variants):
         if any(summary.loc[name, f"{m}_beyond_spread"] is True for m in metrics):
             label.set_fontweight("bold")
-    fig.suptitle(f"seeds (dots), mean (bar), seed range (line); band: {reference}'s range; "
-                 f"red = beyond the seed spread", fontsize=8)
+    fig.suptitle(f"seeds (dots), mean (bar), seed range (line); band and dashed line: {reference}; "
+                 f"red = difference beyond both seed spreads", fontsize=8)
     fig.tight_layout()
     return fig
