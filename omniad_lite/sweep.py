@@ -12,8 +12,9 @@ two seeds per variant and 1 in 100 with three (``tests/test_sweep.py`` simulates
 ranges would do so 1 time in 3 with two seeds. With fewer than two seeds nothing is judged.
 
 Finished runs whose saved config equals the one asked for are reused (a papermill re-run with more seeds
-only trains the new ones); an interrupted Omni-AD run is resumed from its checkpoint; a run directory holding
-a different config is an error unless ``overwrite=True``. Ours (the released code has no sweep tooling).
+only trains the new ones); an interrupted Omni-AD run is resumed from its checkpoint (one interrupted before
+its first checkpoint, or a kNN fit, is started again); a run directory holding a different config is an
+error unless ``overwrite=True``. Ours (the released code has no sweep tooling).
 """
 from __future__ import annotations
 
@@ -88,7 +89,12 @@ def plan_sweep(base_cfg: ExperimentConfig, variants: dict[str, list[str]], seeds
 
 
 def _existing(run: SweepRun) -> str:
-    """``"new"``, ``"done"`` (same config, finished), ``"resume"`` (same config, interrupted) or ``"differs"``."""
+    """What to do with a run's folder.
+
+    ``"new"`` (empty), ``"done"`` (same config, finished: reuse), ``"resume"`` (same config, an Omni-AD run with a
+    checkpoint), ``"redo"`` (same config, interrupted before anything worth keeping: start it again) or
+    ``"differs"`` (another config: only with ``overwrite``).
+    """
     rd = run.run_dir
     if not rd.existing_files():
         return "new"
@@ -104,7 +110,7 @@ def _existing(run: SweepRun) -> str:
         return "differs"
     if rd.read_metrics() is not None:
         return "done"
-    return "resume" if run.method == "omniad" and (rd / RunDir.STATE).is_file() else "differs"
+    return "resume" if run.method == "omniad" and (rd / RunDir.STATE).is_file() else "redo"
 
 
 def _execute(run: SweepRun, state: str, progress: bool) -> None:
@@ -116,7 +122,8 @@ def _execute(run: SweepRun, state: str, progress: bool) -> None:
     else:
         from .training import train
 
-        train(run.cfg, run.run_dir, resume=state == "resume", overwrite=state == "differs", progress=progress)
+        train(run.cfg, run.run_dir, resume=state == "resume", overwrite=state in ("differs", "redo"),
+              progress=progress)
 
 
 def _row(run: SweepRun, reused: bool) -> dict[str, Any]:
@@ -135,7 +142,7 @@ def run_sweep(base_cfg: ExperimentConfig, variants: dict[str, list[str]], seeds:
         variants: ``{name: [override, ...]}`` in display order; the first is the usual reference.
         seeds: ``train.seed`` values (≥ 2 to measure the seed spread).
         out_dir: the sweep folder (``<out_dir>/<variant>/seed<k>/`` per run).
-        overwrite: redo runs whose folder holds a different or unfinished config (default: raise).
+        overwrite: redo runs whose folder holds a different config (default: raise).
         progress: progress bars inside each run (a one-line summary per run is always printed).
 
     Returns:
@@ -146,7 +153,7 @@ def run_sweep(base_cfg: ExperimentConfig, variants: dict[str, list[str]], seeds:
     states = {id(r): _existing(r) for r in runs}
     conflicts = [str(r.run_dir) for r in runs if states[id(r)] == "differs"]
     if conflicts and not overwrite:
-        raise FileExistsError(f"{len(conflicts)} run folder(s) hold another config or an unfinished run, e.g. "
+        raise FileExistsError(f"{len(conflicts)} run folder(s) hold another config, e.g. "
                               f"{conflicts[0]}; choose another output_dir or pass overwrite=True")
     rows = []
     for i, run in enumerate(runs, 1):

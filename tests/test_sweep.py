@@ -96,3 +96,6 @@ def test_run_sweep_runs_reuses_and_refuses_to_mix_configs(tiny_cfg, tmp_path, ca
     redo = run_sweep(cfg.with_overrides({"train.iterations": 3}), {"omni": []}, [0], tmp_path / "sweep",
                      overwrite=True)
     assert list(redo["steps"]) == [3] and not redo["reused"].any()
+    # a kNN fit interrupted after its config was written is started again, not refused
+    (tmp_path / "sweep" / "knn" / "seed1" / RunDir.METRICS).unlink()
+    assert list(run_sweep(cfg, {"knn": variants["knn"]}, [1], tmp_path / "sweep")["reused"]) == [False]
