@@ -155,11 +155,12 @@ def test_cli_train_method_knn_writes_a_loadable_run(tiny_cfg, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_knn_on_the_demo_data_reaches_a_sensible_auroc_within_its_memory_bound(tmp_path):
-    """Default settings, all five demo classes, one memory bank: mean image AUROC 93.1 when measured."""
+    """Default settings, all five demo classes, one memory bank, the preset's seed 42: mean image / pixel AUROC
+    93.1 / 94.0 when measured (seeds 0, 1, 2: 87.9–91.9 / 88.7–91.8, so the bound leaves room for the seed)."""
     cfg = presets.get("demo")
     result = train_knn(cfg, tmp_path / "knn", progress=False)
     mean = result.evaluation.mean
-    assert mean["image_auroc"] >= 88.0 and mean["pixel_auroc"] >= 90.0, mean
+    assert mean["image_auroc"] >= 85.0 and mean["pixel_auroc"] >= 85.0, mean
     rows, _ = load_run(tmp_path / "knn").model.memory_bank.shape
     assert rows == coreset_target(180 * 16 * 16, KnnConfig().coreset_ratio, KnnConfig().coreset_size)
     # a tight bound: the memory bank and the fitting buffer never exceed their settings

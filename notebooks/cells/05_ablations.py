@@ -38,7 +38,9 @@ variants = {                         # name → overrides on the preset; "method
     "local branch only": ["model.use_global_branch=false"],
     "4 learnable tokens (preset: 16)": ["model.num_query_tokens=4", "model.num_kv_tokens=4"],
     "decoder depths 1-1-1-1 (preset: 1-2-2-1)": ["model.decoder_depths=[1,1,1,1]"],
-    "kNN baseline (no training)": ["method=knn"],
+    "kNN, PatchCore recipe (no training)": ["method=knn"],
+    "kNN, stride-8 patches (no training)": ["method=knn", "knn.scales=[1]", "knn.patch_size=1",
+                                            "knn.coreset_ratio=0.1"],
 }
 reference = None                     # the variant differences are taken from; None: the first
 metrics = ["image_auroc", "pixel_auroc", "pixel_aupro", "mad"]  # columns of the table and the plot
@@ -49,6 +51,10 @@ output_dir = "runs/05_ablations"     # one folder per variant, one run directory
 # ## The sweep, checked before anything runs
 # Every variant becomes one config per seed; a typo in any of them stops here with one line naming the
 # variant. kNN settings go in the same lists (`"knn.coreset_ratio=0.1"`, see `omniad_lite.baselines.knn.KnnConfig`).
+# The two kNN rows score each test patch by its distance to the nearest training patch of the same frozen
+# teacher: with PatchCore's recipe (teacher scales 1 + 2 = strides 8 and 16, 3×3 neighbourhoods averaged, a
+# 1 % coreset), and with stride-8 patches only (at the demo's 128 px the stride-16 grid is 8×8, coarse for
+# small defects) and a 10 % coreset.
 
 # %%
 import json
