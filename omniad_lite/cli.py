@@ -40,6 +40,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    s.add_argument("--method", default="omniad", choices=["omniad", "knn"],
+                   help="omniad (default): train Omni-AD; knn: fit the training-free kNN baseline on the same "
+                        "teacher and data (PatchCore-style; settings as --set knn.coreset_ratio=0.1)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
@@ -98,16 +101,31 @@ def cmd_make_demo_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train, then print the final table and where the run is."""
-    from .training import train
-
+    """Train (or fit the kNN baseline), then print the final table and where the run is."""
     t0 = time.perf_counter()
-    result = train(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.method == "knn":
+        result = _train_knn(args)
+    else:
+        from .training import train
+
+        result = train(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite)
     if result.evaluation is not None:
         print(result.metrics.round(2).to_string())
         print(f"run: {result.run_dir}  steps: {result.steps}  train: {result.train_time_s:.1f} s  "
               f"train+eval: {time.perf_counter() - t0:.1f} s")
         print(f"decision thresholds: {result.run_dir / 'thresholds.json'} (re-choose: omniad-lite calibrate)")
+
+
+def _train_knn(args: argparse.Namespace):
+    """``train --method knn``: ``knn.*`` overrides go to the baseline's settings, the rest to the config."""
+    from .baselines.fit import split_overrides, train_knn
+    from .baselines.knn import KnnConfig
+
+    if args.resume:
+        raise ValueError("--resume does not apply to --method knn (it has no training steps); use --overwrite")
+    _, rest, knn = split_overrides(["method=knn", *args.overrides])
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), "overrides": rest}))
+    return train_knn(cfg, args.out, KnnConfig().with_overrides(knn), overwrite=args.overwrite)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

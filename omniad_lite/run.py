@@ -2,21 +2,7 @@
 
 A run directory is self-contained: it loads with no network and no dataset.
 
-=========================  ================================================================================
-file                       what
-=========================  ================================================================================
-``config.json``            the resolved :class:`~omniad_lite.config.ExperimentConfig` plus library ``versions``
-``model.safetensors``      the whole model's ``state_dict`` (frozen encoder included); the step in its metadata
-``checkpoints/step-N/``    the last complete checkpoint: ``model.safetensors``, ``train_state.pt`` (optimiser,
-                           scheduler, scaler, RNG states; ``torch.load(weights_only=True)``), ``manifest.json``
-``history.csv``            ``step, epoch, loss, lr, images_per_s``
-``metrics.json``           the final evaluation (headline) and, labelled, the released "best over training"
-``metrics.csv``            the final per-class table (percent)
-``evaluations/``           later ``omniad-lite eval`` results, beside the run's own metrics
-``thresholds.json``        per-class image-score thresholds calibrated after training
-``.lock``                  present while a process writes the run (:class:`~omniad_lite.lock.RunLock`)
-=========================  ================================================================================
-
+=========================  =========================================================================
 Everything is written atomically (:func:`omniad_lite.files.atomic_write`); a checkpoint folder appears
 whole (renamed into place after its files and their hashes are on disk, :mod:`omniad_lite.training.checkpoint`),
 and ``model.safetensors`` is the newest checkpoint's model (a hard link, or a copy where links are not
@@ -60,7 +46,8 @@ class RunDir:
     EVALUATIONS = "evaluations"
     LOCK = ".lock"
     CHECKPOINT_MANIFEST = MANIFEST  # in each checkpoint folder, written last (omniad_lite.integrity)
-    FILES = (CONFIG, MODEL, STATE, HISTORY, METRICS, METRICS_CSV, THRESHOLDS, CHECKPOINTS, EVALUATIONS)
+    KNN = "knn.json"
+    FILES = (CONFIG, MODEL, STATE, HISTORY, METRICS, METRICS_CSV, THRESHOLDS, CHECKPOINTS, EVALUATIONS, KNN)
     _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -297,6 +284,10 @@ def load_run(run_dir: str | os.PathLike, device="cpu") -> LoadedRun:
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     cfg = run.load_config()
     state = run.load_state_dict()
+    if (run / RunDir.KNN).is_file():  # a kNN-baseline run: teacher + memory bank
+        from .baselines.knn import load_knn
+
+        return LoadedRun(cfg, load_knn(cfg.model, read_json(run / RunDir.KNN, "kNN settings"), state).to(device), run)
     # The saved state holds the encoder too, so no weights source is needed to rebuild it.
     model = build_model(type(cfg.model)(**{**cfg.model.__dict__, "encoder_weights": None}))
     model.load_state_dict(state, strict=True)

@@ -101,13 +101,28 @@ def test_04_evaluation_two_protocols(training, tmp):
 
 
 def test_05_ablations(tmp):
-    variants = {"base": [], "resampled": ["model.ffn=resampled"]}
-    res = run("05_ablations", tmp, iterations=2, classes=["brick"], variants=variants,
-              notebook=str(NOTEBOOKS / "03_training.ipynb"))
-    assert list(res["table"]) == ["base", "resampled"]
-    assert [res["table"][v]["ffn"] for v in variants] == ["learned", "resampled"]
-    assert all(res["table"][v]["steps"] == 2 for v in variants)
-    assert (tmp / "05_ablations" / "resampled" / "03_training.ipynb").is_file()
+    variants = {"base": [], "resampled": ["model.ffn=resampled"], "kNN": ["method=knn"]}
+    res = run("05_ablations", tmp, iterations=2, classes=["brick"], variants=variants, seeds=[0, 1])
+    assert [(r["variant"], r["seed"], r["steps"]) for r in res["runs"]] == [
+        ("base", 0, 2), ("base", 1, 2), ("resampled", 0, 2), ("resampled", 1, 2), ("kNN", 0, 0), ("kNN", 1, 0)]
+    run_dirs = {(r["variant"], r["seed"]): Path(r["run_dir"]) for r in res["runs"]}
+    assert json.loads((run_dirs[("resampled", 1)] / "config.json").read_text())["model"]["ffn"] == "resampled"
+    assert (run_dirs[("kNN", 0)] / "knn.json").is_file()  # the baseline's run directory
+    assert list(res["summary"]) == list(variants) and res["reference"] == "base"
+    for v in variants:  # the table's mean is the mean of the runs' class means
+        seeds = [r["image_auroc"] for r in res["runs"] if r["variant"] == v]
+        assert res["summary"][v]["image_auroc"] == pytest.approx(sum(seeds) / 2)
+        assert res["summary"][v]["image_auroc_spread"] == pytest.approx(max(seeds) - min(seeds))
+    assert res["summary"]["base"]["mad_beyond_spread"] is None  # the reference is not judged
+    assert res["summary"]["kNN"]["mad_beyond_spread"] in (True, False)  # two seeds each: judged
+    assert Path(res["plot"]).stat().st_size > 10_000
+
+
+def test_05_bad_variant_fails_in_first_cells(tmp):
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        run("05_ablations", tmp, variants={"base": [], "typo": ["model.ffn=fast"]}, seeds=[0, 1])
+    assert "variant 'typo'" in str(err.value) and "ModelConfig.ffn='fast'" in str(err.value)
+    assert err.value.exec_count <= 4  # Colab cell, parameters, injected parameters, then the check fails
 
 
 def test_06_your_own_images(tmp):

@@ -49,12 +49,23 @@ def forward_maps(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return anomaly_map(features, reconstructions, tuple(images.shape[-2:])).float()
 
 
+def forward_scores(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, S, S)`` maps and ``(B,)`` image scores; a model with ``score_images`` (the kNN baseline) scores itself."""
+    score_images = getattr(model, "score_images", None)
+    if score_images is not None:
+        maps, scores = score_images(images)
+        return maps.float(), scores.float()
+    maps = forward_maps(model, images)
+    return maps, image_scores(maps)
+
+
 def iter_maps(model: torch.nn.Module, batches: Iterable, *, device: str | torch.device = "auto",
               progress: bool = False, desc: str = "score", total: int | None = None) -> Iterator[tuple]:
     """Score batches; yields ``(batch, maps, scores)``: ``(B, S, S)`` float32 maps and ``(B,)`` image scores (NumPy).
 
     Args:
-        model: ``model(images) -> (encoder_features, reconstructions)`` (an :class:`~omniad_lite.model.OmniAD`).
+        model: ``model(images) -> (encoder_features, reconstructions)`` (an :class:`~omniad_lite.model.OmniAD`),
+            or a model with ``score_images(images) -> (maps, scores)`` (:class:`~omniad_lite.baselines.knn.PatchKNN`).
         batches: tensors ``(B, 3, S, S)`` or dataset batches (dicts with an ``"image"`` tensor).
         device: where the model runs (``"auto"``: CUDA when available).
         progress: show a tqdm bar.
@@ -64,5 +75,5 @@ def iter_maps(model: torch.nn.Module, batches: Iterable, *, device: str | torch.
     with inference_session(model, device) as dev:
         for batch in tqdm(batches, desc=desc, disable=not progress, leave=False, total=total):
             images = batch["image"] if isinstance(batch, dict) else batch
-            maps = forward_maps(model, images.to(dev, non_blocking=True))  # (B, S, S)
-            yield batch, maps.cpu().numpy(), image_scores(maps).cpu().numpy()
+            maps, scores = forward_scores(model, images.to(dev, non_blocking=True))  # (B, S, S), (B,)
+            yield batch, maps.cpu().numpy(), scores.cpu().numpy()

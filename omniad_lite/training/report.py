@@ -117,7 +117,8 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
         result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
                                  progress=progress)
         previous = run.read_metrics() or {}
-        extra = {"step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2)}
+        kept = {k: previous[k] for k in ("method", "memory_bank") if k in previous}  # a kNN-baseline run's record
+        extra = {**kept, "step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2)}
         if replace:
             best = previous.get("best_over_training") if previous.get("protocol") == protocol else None
             write_metrics(run, result, {"headline": "final", **extra, "train_time_s": previous.get("train_time_s"),
