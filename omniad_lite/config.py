@@ -36,7 +36,7 @@ PAPER_BLUR_SIGMA = 4.0
 
 FFN_MODES = ("learned", "resampled")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-TEACHER_CACHE_MODES = ("off", "memory", "disk")
+TEACHER_CACHE_MODES = ("off", "memory", "disk", "auto")
 
 
 @dataclass
@@ -139,7 +139,8 @@ class TrainConfig:
         channels_last: use channels-last memory format for the conv parts.
         compile: wrap the trainable part with ``torch.compile``.
         cache_teacher_features: ``"off"``, ``"memory"`` (device memory) or ``"disk"`` (fp16 memmap):
-            compute the frozen encoder's features of the train split once and reuse them every epoch.
+            compute the frozen encoder's features of the train split once and reuse them every epoch;
+            ``"auto"``: ``"memory"`` when they take at most a quarter of the device's memory, else ``"off"``.
         checkpoint_every: write a checkpoint every N optimiser steps (and always at the end).
         eval_every: evaluate on the test split every N epochs (``0``: only at the end).
         log_every: append a row to ``history.csv`` every N steps.

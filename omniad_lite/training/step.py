@@ -11,16 +11,20 @@ from typing import Callable
 
 import torch
 
+NATIVE_BF16 = (8, 0)  # CUDA compute capability from which bf16 runs on tensor cores (Ampere)
+
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``train.amp`` on ``device`` (``None``: full precision).
 
-    ``auto`` is bf16 on GPUs that support it, else fp16 (with a gradient scaler), and off on CPU.
+    ``auto`` is bf16 on GPUs with native bf16 (compute capability 8.0 and later: A100, L4, H100), else fp16
+    (with a gradient scaler: T4, V100), and off on CPU. (``torch.cuda.is_bf16_supported()`` also counts
+    emulated bf16, which on a T4 would be slower than fp32.)
     """
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
     if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= NATIVE_BF16 else torch.float16
     if mode == "fp16" and device.type != "cuda":
         raise ValueError(f"train.amp='fp16' needs a CUDA device (got {device}); use 'bf16' or 'off' on CPU")
     return torch.bfloat16 if mode == "bf16" else torch.float16
