@@ -12,12 +12,6 @@
 # classes, a few dozen steps per variant) so it finishes on a CPU in minutes; real ablations pass a bigger
 # `variants`/`epochs` and a GPU, e.g. `papermill 05_ablations.ipynb out.ipynb -p epochs 100 -p classes null`.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 preset = "demo"
 data_root = None                     # None: the demo dataset
@@ -31,7 +25,8 @@ variants = {                         # name → config overrides applied on top 
     "no global branch": ["model.use_global_branch=false"],
     "no local branch": ["model.use_local_branch=false"],
 }
-notebook = "03_training.ipynb"       # the notebook run for each variant (next to this one)
+notebook = "03_training.ipynb"       # the notebook run for each variant: a path, or a name looked up
+                                     # here, in notebooks/, then in the kit's repository (omniad_lite.colab)
 output_dir = "runs/05_ablations"
 
 # %%
@@ -49,11 +44,7 @@ check_param("variants", variants, dict)
 for name, extra in variants.items():  # every variant's config is checked before anything runs
     experiment_from_params(preset, extra, data_root=data_root, classes=classes, epochs=epochs,
                            iterations=iterations, device=device)
-candidates = [Path(notebook), Path("notebooks") / notebook]
-template = next((p for p in candidates if p.is_file()), None)
-if template is None:
-    raise FileNotFoundError(f"notebook {notebook!r} not found in {[str(p) for p in candidates]}; "
-                            f"run this notebook from the repository root or notebooks/")
+template = colab.notebook_file(notebook)  # works in a checkout and with the notebook opened alone (Colab)
 output_dir = output_path(output_dir)
 omniad_lite.seed_everything(0)
 print(f"{len(variants)} variants × {iterations if epochs is None else f'{epochs} epochs'} → {output_dir}")
@@ -74,7 +65,7 @@ for name, extra in variants.items():
     print(f"→ {name}: {extra}")
     pm.execute_notebook(template, out / template.name, progress_bar=False, parameters=dict(
         preset=preset, data_root=data_root, classes=classes, epochs=epochs, iterations=iterations,
-        device=device, overrides=extra, output_dir=str(out), live_every_s=60.0))
+        device=device, overrides=extra, output_dir=str(out), live_every_s=60.0, resume=False))
 
 # %% [markdown]
 # ## Collect every run's `metrics.json`
