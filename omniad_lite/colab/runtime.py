@@ -66,7 +66,7 @@ class RuntimeReport:
         else:
             out = [f"runtime: GPU {self.name}, {self.memory_bytes / GIB:.1f} GiB, CUDA {self.cuda}, torch {self.torch}"]
             if self.preset and self.error is None:
-                cache = f" ({self.cache_bytes / GIB:.2f} GiB, computed)" if self.teacher_cache == "memory" else ""
+                cache = f" ({self.cache_bytes / GIB:.2f} GiB, computed)" if self.cache_bytes else ""
                 out.append(f"{self.preset} here: batch {self.batch_size}, AMP {self.amp}, teacher-feature cache "
                            f"{self.teacher_cache}{cache}; warm-up peak {self.peak_bytes / GIB:.1f} GiB of "
                            f"{self.memory_bytes / GIB:.1f} GiB")
@@ -131,54 +131,74 @@ def _train_images(cfg, data_root: str | None) -> int | None:
 
 def _warm_up(report: RuntimeReport, cfg, dev: torch.device) -> None:
     """Time a few real training steps of ``cfg``'s model on ``dev``; fill the speed and memory fields."""
-    from ..model import build_model, reconstruction_loss
-    from ..training.optim import build_optimizer
-    from ..training.step import TrainStep, autocast_factory, optimizer_step, resolve_amp
+    from ..model import build_model
+
+    seed_everything(cfg.train.seed)
+    model = build_model(dataclasses.replace(cfg.model, encoder_weights=None)).to(dev).train()
+    try:
+        dtype = _settings(report, cfg.train, model, dev)
+        seconds, timed = _timed_steps(model, cfg.train, dtype, report, dev)
+    except torch.cuda.OutOfMemoryError:
+        report.error = (f"out of GPU memory at batch {report.batch_size}: this GPU cannot train {report.preset} "
+                        f"as set; lower batch_size (the learning rate follows it) or pick a larger GPU")
+        return
+    finally:
+        del model
+    report.images_per_s = timed * report.batch_size / seconds
+    if dev.type == "cuda":
+        report.peak_bytes = torch.cuda.max_memory_allocated(dev)
+        if report.teacher_cache == "memory" and report.cache_bytes:
+            report.peak_bytes += report.cache_bytes  # the cache itself is not allocated by the warm-up
+        torch.cuda.empty_cache()
+
+
+def _settings(report: RuntimeReport, t_cfg, model, dev: torch.device):
+    """Batch, AMP and teacher cache as training resolves them on ``dev`` (recorded in ``report``); the dtype."""
+    from ..training.step import resolve_amp
     from ..training.teacher_cache import feature_bytes_per_image, resolve_cache_mode
 
-    t_cfg = cfg.train
-    batch = t_cfg.batch_size if dev.type == "cuda" else min(t_cfg.batch_size, CPU_BATCH)
-    untimed, timed = GPU_STEPS if dev.type == "cuda" else CPU_STEPS
-    seed_everything(t_cfg.seed)
-    model = build_model(dataclasses.replace(cfg.model, encoder_weights=None)).to(dev).train()
-    size = model.preprocess.image_size
+    mode = t_cfg.cache_teacher_features
+    if report.train_images:  # "auto" decides from the cache's size; unknown size: measured without the cache
+        per_image = feature_bytes_per_image(model.encoder.channels, model.encoder.reductions,
+                                            model.preprocess.image_size)
+        report.cache_bytes = report.train_images * per_image
+        mode = resolve_cache_mode(mode, report.cache_bytes, dev)
     dtype = resolve_amp(t_cfg.amp, dev)
-    per_image = feature_bytes_per_image(model.encoder.channels, model.encoder.reductions, size)
-    report.cache_bytes = per_image * (report.train_images or 0)
-    report.teacher_cache = resolve_cache_mode(t_cfg.cache_teacher_features, report.cache_bytes, dev)
-    report.batch_size, report.amp = batch, "off" if dtype is None else str(dtype).removeprefix("torch.")
+    report.teacher_cache = "off" if mode == "auto" else mode
+    report.batch_size = t_cfg.batch_size if dev.type == "cuda" else min(t_cfg.batch_size, CPU_BATCH)
+    report.amp = "off" if dtype is None else str(dtype).removeprefix("torch.")
+    return dtype
+
+
+def _timed_steps(model, t_cfg, dtype, report: RuntimeReport, dev: torch.device) -> tuple[float, int]:
+    """Run the recipe's optimiser steps on a random batch; (seconds of the timed steps, their number)."""
+    from ..model import reconstruction_loss
+    from ..training.optim import build_optimizer
+    from ..training.step import TrainStep, autocast_factory, optimizer_step
+
+    untimed, timed = GPU_STEPS if dev.type == "cuda" else CPU_STEPS
     autocast = autocast_factory(dtype, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
     optimizer = build_optimizer(t_cfg, model)
     step = TrainStep(model, reconstruction_loss)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    images = torch.randn(batch, 3, size, size, device=dev)  # (B, 3, S, S)
-    with torch.no_grad(), autocast():
-        features = [f.to(torch.float16) for f in model.encoder(images)]  # as the cache stores them
-    inputs = {"features": [f.float() for f in features]} if report.teacher_cache == "memory" else {"images": images}
+    size = model.preprocess.image_size
+    images = torch.randn(report.batch_size, 3, size, size, device=dev)  # (B, 3, S, S)
+    inputs = {"images": images}
+    if report.teacher_cache != "off":  # cached features: stored in fp16, fed as float32 copies
+        with torch.no_grad(), autocast():
+            inputs = {"features": [f.to(torch.float16).float() for f in model.encoder(images)]}
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    try:
-        for i in range(untimed + timed):
-            if i == untimed:
-                _sync(dev)
-                t0 = time.perf_counter()
-            with autocast():
-                loss = step(**inputs)
-            optimizer_step(loss, optimizer, scaler, trainable, t_cfg.grad_clip)
-        _sync(dev)
-    except torch.cuda.OutOfMemoryError:
-        report.error = (f"out of GPU memory at batch {batch}: this GPU cannot train {report.preset} as set; "
-                        f"lower batch_size (the learning rate follows it) or pick a larger GPU")
-        return
-    finally:
-        del model, optimizer, step, features, inputs
-    report.images_per_s = timed * batch / (time.perf_counter() - t0)
-    if dev.type == "cuda":
-        report.peak_bytes = torch.cuda.max_memory_allocated(dev)
-        if report.teacher_cache == "memory":
-            report.peak_bytes += report.cache_bytes  # the cache itself is not allocated by the warm-up
-        torch.cuda.empty_cache()
+    for i in range(untimed + timed):
+        if i == untimed:
+            _sync(dev)
+            t0 = time.perf_counter()
+        with autocast():
+            loss = step(**inputs)
+        optimizer_step(loss, optimizer, scaler, trainable, t_cfg.grad_clip)
+    _sync(dev)
+    return time.perf_counter() - t0, timed
 
 
 def _sync(dev: torch.device) -> None:
