@@ -205,3 +205,18 @@ def test_rendered_notebooks_install_from_the_repository_and_start_with_the_runti
                 compile(TransformerManager().transform_cell(cell.source), f"{source.stem}:{cell.id}", "exec")
     params = builder.parameter_names(nbformat.read(tmp_path / "03_training.ipynb", as_version=4).cells[2].source)
     assert {"drive", "drive_folder", "resume", "data_archive", "output_dir"} <= params
+
+
+def test_png_fallback_leaves_an_ipywidgets_7_widget_alone():
+    """Colab ships ipywidgets 7, whose widgets have no ``_repr_mimebundle_``: the explorer must not fail there."""
+    import matplotlib.pyplot as plt
+
+    from omniad_lite.viz.widgets import add_png_fallback
+
+    class Widget7:  # displays through _ipython_display_, as ipywidgets 7 does
+        def _ipython_display_(self):
+            pass
+
+    widget, fig = Widget7(), plt.figure()
+    add_png_fallback(widget, fig)
+    assert not hasattr(widget, "_repr_mimebundle_") and not plt.fignum_exists(fig.number)
