@@ -30,6 +30,7 @@ demo: $(STAMP)
 # Rebuild the notebooks from notebooks/cells/ and execute each with its defaults, outputs committed.
 notebooks: $(STAMP)
 	$(PY) notebooks/build_notebooks.py
+	rm -rf notebooks/runs  # fresh default runs: with resume="auto", 00/03 would only re-evaluate old ones
 	cd notebooks && for nb in 0*.ipynb; do ../$(VENV)/bin/papermill --log-level WARNING $$nb $$nb || exit 1; done
 
 lab: $(STAMP)

@@ -35,9 +35,9 @@ PAPER_JITTER_SCALE = 20.0
 PAPER_BLUR_SIGMA = 4.0
 
 FFN_MODES = ("learned", "resampled")
-PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision; fp32 is what the released trainer runs
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # train.precision; fp32 is what the released trainer runs
 LEGACY_AMP = {"off": "fp32", "auto": "fp32", "bf16": "bf16", "fp16": "fp16"}  # old train.amp → precision
-TEACHER_CACHE_MODES = ("off", "memory", "disk")
+TEACHER_CACHE_MODES = ("off", "memory", "disk", "auto")
 
 
 @dataclass
@@ -145,11 +145,13 @@ class TrainConfig:
         seed: global seed (released: 42).
         device: ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: ``"fp32"`` (the released trainer's, default), ``"bf16"`` (autocast; GPUs with bf16 and
-            CPUs) or ``"fp16"`` (autocast + gradient scaler; CUDA only).
+            CPUs), ``"fp16"`` (autocast + gradient scaler; CUDA only) or ``"auto"`` (bf16 from compute
+            capability 8.0, fp16 below, fp32 on a CPU).
         channels_last: use channels-last memory format for the conv parts.
         compile: wrap the trainable part with ``torch.compile``.
         cache_teacher_features: ``"off"``, ``"memory"`` (device memory) or ``"disk"`` (fp16 memmap):
-            compute the frozen encoder's features of the train split once and reuse them every epoch.
+            compute the frozen encoder's features of the train split once and reuse them every epoch;
+            ``"auto"``: ``"memory"`` when they take at most a quarter of the device's memory, else ``"off"``.
         checkpoint_every: write a checkpoint every N optimiser steps (and always at the end).
         eval_every: evaluate on the test split every N epochs (``0``: only at the end).
         log_every: append a row to ``history.csv`` every N steps.

@@ -13,12 +13,6 @@
 # A full paper run is the same notebook with other parameters, e.g.
 # `papermill 00_quickstart.ipynb out.ipynb -p preset paper-mvtec -p data_root /data/mvtec -p device cuda`.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 preset = "demo"          # one of omniad_lite.presets.names()
 data_root = None         # None: the offline demo dataset; else a dataset root (MVTec-AD, VisA, Real-IAD layout)
@@ -27,6 +21,9 @@ iterations = None        # optimiser steps instead of epochs (for quick smoke ru
 device = "auto"          # "auto" (GPU when available), "cpu", "cuda"
 gallery_size = 5         # heatmaps shown in the gallery (one anomalous image per class)
 output_dir = "runs/00_quickstart"  # the run directory and results.json go here
+resume = "auto"          # "auto": continue the run in output_dir from its last checkpoint; False: start over
+drive = False            # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
+drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relative output_dir goes inside)
 
 # %% [markdown]
 # ## Check the parameters
@@ -56,7 +53,7 @@ print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.mode
 # The run directory it writes holds `config.json`, `history.csv`, `model.safetensors` and `metrics.json`.
 
 # %%
-result = omniad_lite.train(cfg, run_dir, overwrite=True)
+result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume)
 print(f"{result.steps} steps in {result.train_time_s:.0f} s → {result.run_dir}")
 
 # %%

@@ -9,12 +9,6 @@
 #
 # **Needs from earlier notebooks:** nothing (00 is a good overview first). Runs offline on a CPU.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 preset = "demo"          # the teacher and image size come from this preset
 data_root = None         # None: the offline demo dataset; else a dataset root

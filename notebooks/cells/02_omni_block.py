@@ -11,12 +11,6 @@
 # **Needs from earlier notebooks:** 01 for the features the decoder reconstructs. For the attention maps
 # it uses the model trained by **00** (`run_dir`); when that run is missing it trains a short one itself.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 dim = 64                     # channels C of the toy input (the paper's last stage has 64)
 side = 16                    # the toy input is (batch, side, side, dim), channels last

@@ -15,12 +15,6 @@
 # **Needs from earlier notebooks:** nothing to run; 02 explains the model being trained. Notebooks 04 and
 # 05 read the run directory this one writes (`output_dir/run`).
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 preset = "demo"                  # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
 data_root = None                 # None: the offline demo dataset; else the dataset root
@@ -35,6 +29,10 @@ cache_teacher_features = None    # None: the preset's; "off", "memory", "disk": 
 overrides = []                   # any other config key (format: see the next text cell)
 live_every_s = 5.0               # redraw the live loss curve at most this often (seconds)
 output_dir = "runs/03_training"  # the run directory is output_dir/run
+resume = "auto"                  # "auto": continue the run in output_dir from its last checkpoint; False: start over
+drive = False                    # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
+drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relative output_dir goes inside)
+data_archive = None              # a dataset archive → local disk → data_root; README "Run on Colab"
 
 # %% [markdown]
 # ## The configuration
@@ -69,13 +67,14 @@ print(cfg.to_json())
 # ## Train, watching the loss
 # `omniad_lite.train` calls `callback(step, model)` after every optimiser step; `LiveLossPlot` redraws the
 # curve from the run's `history.csv` every few seconds (in a notebook; it does nothing in a script). The
-# run is resumable: `omniad_lite.train(cfg, run_dir, resume=True)` continues an interrupted run exactly.
+# run is resumable: with `resume="auto"` (the default here) running this notebook again continues an
+# interrupted run from its last checkpoint, exactly; `resume=False` starts over.
 
 # %%
 from omniad_lite.viz.widgets import LiveLossPlot
 
 live = LiveLossPlot(run_dir, every_s=live_every_s)
-result = omniad_lite.train(cfg, run_dir, overwrite=True, callback=live)
+result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume, callback=live)
 live()  # the final curve
 print(f"{result.steps} steps in {result.train_time_s:.1f} s")
 

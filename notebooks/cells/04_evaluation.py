@@ -10,12 +10,6 @@
 # **Needs from earlier notebooks:** a run directory from **03** (`runs/03_training/run` by default). Run
 # alone, this notebook trains a short demo run itself, so it always works top to bottom.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 run_dir = None                         # a run directory; None: 03's default run, else a short demo run
 default_run = "runs/03_training/run"   # where notebook 03 writes by default (used when run_dir is None)

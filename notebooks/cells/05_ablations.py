@@ -16,12 +16,6 @@
 # bigger budget and a GPU, e.g. `papermill 05_ablations.ipynb out.ipynb -p preset paper-mvtec -p data_root
 # /data/mvtec_ad -p classes None -p iterations None -p epochs 1000 -y "seeds: [0, 1, 2]"`.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 preset = "demo"                      # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
 data_root = None                     # None: the offline demo dataset

@@ -27,6 +27,8 @@ DATASET_PAGES = {
     "realiad": "https://realiad4ad.github.io/Real-IAD/",
 }
 DATASET_NAMES = {"mvtec": "MVTec-AD", "visa": "VisA", "realiad": "Real-IAD"}
+# the file each official download page serves (Real-IAD comes as several archives: pass the extracted folder)
+DATASET_ARCHIVES = {"mvtec": "mvtec_anomaly_detection.tar.xz", "visa": "VisA_20220922.tar"}
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar", ".zip")
 EXTRACTED_MARKER = ".omniad_extracted"
 
@@ -149,8 +151,9 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
     name, page = DATASET_NAMES[fmt], DATASET_PAGES[fmt]
     source = Path(source).expanduser()
     if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist. Download {name} from {page} and pass the archive "
-                                f"or the extracted folder")
+        what = f"the archive {DATASET_ARCHIVES[fmt]}" if fmt in DATASET_ARCHIVES else "the archives"
+        raise FileNotFoundError(f"{source} does not exist. Download {what} of {name} from {page} and pass "
+                                f"its path or the extracted folder")
     folder = extract(source, dest, log) if is_archive(source) else source
     if not folder.is_dir():
         raise ValueError(f"{source} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")

@@ -90,7 +90,7 @@ def check_data(cfg: ExperimentConfig, preprocess, progress: bool):
     return dataset
 
 
-def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, max_steps: int | None = None,
           callback: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Train Omni-AD with ``cfg`` and write a run directory.
@@ -98,7 +98,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
     Args:
         cfg: the experiment (e.g. ``presets.get("demo")``).
         out_dir: the run directory (see :class:`~omniad_lite.run.RunDir` for its files).
-        resume: continue the run in ``out_dir`` from its last checkpoint (same config required).
+        resume: continue the run in ``out_dir`` from its last checkpoint (same config required); ``"auto"``:
+            continue when there is a checkpoint, start fresh when there is none (the notebooks' default).
         overwrite: replace a run already in ``out_dir``.
         progress: show progress bars (main process only).
         max_steps: pause after this many optimiser steps (checkpoint written, no evaluation); resume later.
@@ -117,8 +118,10 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, o
         run = RunDir(out_dir)
         if info.is_main:  # held until the run returns: a second writer is refused, naming this process
             lock = run.lock("train")
-        resuming = ts.prepare_run_dir(run, cfg, resume=resume, overwrite=overwrite) if info.is_main else resume
+        resuming = ts.prepare_run_dir(run, cfg, resume=resume, overwrite=overwrite) if info.is_main else None
         dist_utils.barrier(info)
+        if resuming is None:  # other processes: the main process has settled the directory
+            resuming = ts.has_checkpoint(run) if resume == "auto" else resume
         r = _build(cfg, run, info, progress and info.is_main)
         prog = _start(r, resuming, progress and info.is_main)
         stop_at = r.total_steps if max_steps is None else min(max_steps, r.total_steps)
@@ -180,6 +183,8 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
         ts.restore_rng(rngs[r.info.rank] if len(rngs) == r.info.world_size else rngs[0])
         prog.step, prog.evals = state["step"], state["evals"]
         prog.window_loss, prog.window_count = state["window"]["loss"], state["window"]["count"]
+        if progress:
+            tqdm.write(f"resuming {r.run} from its checkpoint at step {prog.step} of {r.total_steps}")
     if r.info.is_main:
         r.run.save_config(r.cfg, versions())
         r.run.open_history(keep_until_step=prog.step)
@@ -190,16 +195,19 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
 
 def _teacher_cache(r: _Run, progress: bool):
     """The teacher-feature cache of the train split (``None`` when ``train.cache_teacher_features="off"``)."""
-    t_cfg = r.cfg.train
-    if t_cfg.cache_teacher_features == "off":
-        return None
     from ..data import default_cache_dir
-    from .teacher_cache import build_cache, cache_key
+    from .teacher_cache import build_cache, cache_key, feature_bytes_per_image, resolve_cache_mode
 
-    pre = r.model.preprocess
+    t_cfg, pre = r.cfg.train, r.model.preprocess
+    size = feature_bytes_per_image(r.model.encoder.channels, r.model.encoder.reductions, pre.image_size)
+    mode = resolve_cache_mode(t_cfg.cache_teacher_features, size * len(r.dataset), r.info.device)
+    if t_cfg.cache_teacher_features == "auto" and progress:
+        tqdm.write(f"teacher-feature cache (auto): {mode}, {size * len(r.dataset) / 2**30:.2f} GiB")
+    if mode == "off":
+        return None
     key = cache_key(r.cfg.model, pre.image_size, pre.mean, pre.std, [s.image_path for s in r.dataset.samples],
                     t_cfg.seed)
-    return build_cache(t_cfg.cache_teacher_features, r.model.encoder, r.dataset, r.info.device,
+    return build_cache(mode, r.model.encoder, r.dataset, r.info.device,
                        cache_root=Path(r.cfg.data.cache_dir or default_cache_dir()), key=key,
                        batch_size=TEACHER_BATCH, autocast=r.autocast, channels_last=t_cfg.channels_last,
                        progress=progress, is_main=r.info.is_main, barrier=lambda: dist_utils.barrier(r.info))

@@ -19,17 +19,23 @@ from ..run import RunDir
 
 
 # -- run directory ---------------------------------------------------------------------------------------
-def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> bool:
-    """Check ``run_dir`` against the resume/overwrite flags; return True when the run will be resumed.
+def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool | str, overwrite: bool) -> bool:
+    """Check ``run_dir`` against the resume/overwrite flags; return True when a checkpoint will be resumed.
 
     Call it while holding the run's lock (:meth:`RunDir.lock`): temporary files of interrupted writes are
     removed, and ``overwrite`` deletes the previous run's files (only those: nothing else in the folder).
+
+    ``resume="auto"`` (:func:`_prepare_auto`) resumes when there is a checkpoint and starts fresh otherwise.
 
     Raises:
         FileExistsError: the directory already holds a run and neither flag is set.
         FileNotFoundError: ``resume`` but the directory holds no run.
         ValueError: ``resume`` with a config that differs from the saved one (lists the differing keys).
     """
+    if resume == "auto":
+        return _prepare_auto(run, cfg, overwrite)
+    if resume not in (True, False):
+        raise ValueError(f"resume={resume!r}: expected True, False or 'auto'")
     if resume and overwrite:
         raise ValueError("pass either resume=True or overwrite=True, not both")
     run.remove_temp_files()
@@ -53,6 +59,36 @@ def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool, overwri
             raise FileExistsError(f"{run} already holds a run ({', '.join(existing)}); pass --resume to "
                                   f"continue it, --overwrite to replace it, or choose another --out")
         run.remove_run_files()  # only our own files: never wipe a directory the user pointed us at
+    return False
+
+
+def has_checkpoint(run: RunDir) -> bool:
+    """True when ``run`` holds a training checkpoint to resume from."""
+    return bool(run.checkpoint_steps())
+
+
+def _prepare_auto(run: RunDir, cfg: ExperimentConfig, overwrite: bool) -> bool:
+    """``resume="auto"``: continue the same run, start fresh where nothing was trained, refuse anything else.
+
+    Resumes when ``run`` holds a checkpoint written with ``cfg`` (a finished run is only evaluated again);
+    starts fresh when it holds no run, or only the config and history of a run stopped before its first
+    checkpoint (nothing trained is lost). A checkpoint of another config, or weights without a training
+    state, are never replaced: that needs ``resume=False, overwrite=True`` or another directory.
+    """
+    if overwrite:
+        raise ValueError("resume='auto' keeps existing runs; pass resume=False with overwrite=True to replace one")
+    run.remove_temp_files()
+    if has_checkpoint(run):
+        differing = run.load_config().diff(cfg) if (run / RunDir.CONFIG).is_file() else ["config.json missing"]
+        if differing:
+            raise ValueError(f"{run} holds a checkpoint of another config (differs in {', '.join(differing)}); "
+                             f"use the same settings to resume it, another output directory, or resume=False "
+                             f"(--overwrite) to replace it")
+        return True
+    if run.has_model():
+        raise FileExistsError(f"{run} holds {RunDir.MODEL} but no checkpoint to resume from; choose "
+                              f"another output directory, or resume=False (--overwrite) to replace it")
+    run.remove_run_files()  # config/history of a run stopped before its first checkpoint
     return False
 
 

@@ -11,15 +11,24 @@ from typing import Callable
 
 import torch
 
+NATIVE_BF16 = (8, 0)  # CUDA compute capability from which bf16 runs on tensor cores (Ampere)
+
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``train.precision`` on ``device`` (``None``: fp32, no autocast).
 
     ``fp32`` is what the released trainer runs. ``bf16`` autocasts matmuls and convolutions to bfloat16
     (CPUs, and GPUs that support it); ``fp16`` autocasts to float16 with a gradient scaler (CUDA only).
+    ``auto`` is bf16 on GPUs with native bf16 (compute capability 8.0 and later: A100, L4, H100), fp16 below
+    (T4, V100) and fp32 on a CPU. (``torch.cuda.is_bf16_supported()`` also counts emulated bf16, which on a
+    T4 would be slower than fp32.)
     """
     if precision == "fp32":
         return None
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= NATIVE_BF16 else torch.float16
     if precision == "fp16":
         if device.type != "cuda":
             raise ValueError(f"train.precision='fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'")
@@ -29,7 +38,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
             raise ValueError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} has no bf16 support; "
                              f"use 'fp16' or 'fp32'")
         return torch.bfloat16
-    raise ValueError(f"train.precision={precision!r} is not one of 'fp32', 'bf16', 'fp16'")
+    raise ValueError(f"train.precision={precision!r} is not one of 'fp32', 'bf16', 'fp16', 'auto'")
 
 
 def autocast_factory(dtype: torch.dtype | None, device: torch.device) -> Callable:

@@ -179,13 +179,17 @@ def add_png_fallback(widget, fig: Figure) -> None:
     """Put a PNG of ``fig`` into ``widget``'s display bundle, next to the widget view, then close ``fig``.
 
     JupyterLab renders the widget; viewers that cannot (GitHub, nbviewer without widget state, an
-    untrusted notebook) pick the PNG instead of printing ``VBox(...)``.
+    untrusted notebook) pick the PNG instead of printing ``VBox(...)``. ipywidgets 7 (Colab's) displays
+    through ``_ipython_display_`` and has no bundle to extend: the widget is left as it is.
     """
+    widget_bundle = getattr(widget, "_repr_mimebundle_", None)
+    if widget_bundle is None:
+        plt.close(fig)
+        return
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=FALLBACK_DPI, bbox_inches="tight")
     plt.close(fig)
     png = base64.b64encode(buf.getvalue()).decode("ascii")
-    widget_bundle = widget._repr_mimebundle_
 
     def bundle(**kwargs):
         data = widget_bundle(**kwargs) or {"text/plain": repr(widget)}
