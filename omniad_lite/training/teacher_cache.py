@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 CACHE_DTYPE = np.float16
 _COMPLETE = "complete.json"
