@@ -32,8 +32,9 @@ notebooks: $(STAMP)
 	$(PY) notebooks/build_notebooks.py
 	cd notebooks && for nb in 0*.ipynb; do ../$(VENV)/bin/papermill --log-level WARNING $$nb $$nb || exit 1; done
 
+# --allow-root only when run as root (containers, Colab-like machines); Jupyter refuses root without it.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-venv:
 	rm -rf $(VENV)

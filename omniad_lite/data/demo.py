@@ -278,10 +278,13 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
         return root
     tmp = base / f".{root.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    make_demo_dataset(tmp, seed=seed)
+    make_demo_dataset(tmp, seed=seed, verbose=False)  # its summary would name the temporary folder
     if _is_current(stamp):  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         shutil.rmtree(root, ignore_errors=True)
         os.replace(tmp, root)
+        home = str(Path.home())
+        shown = "~" + str(root)[len(home):] if str(root).startswith(home + os.sep) else str(root)
+        print(f"demo dataset generated ({len(CLASSES)} classes, seed {seed}): {shown}")
     return root
