@@ -43,8 +43,9 @@ import papermill as pm
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
 
+check_injected_parameters()  # a misspelt papermill parameter stops here
 check_param("variants", variants, dict)
 for name, extra in variants.items():  # every variant's config is checked before anything runs
     experiment_from_params(preset, extra, data_root=data_root, classes=classes, epochs=epochs,
