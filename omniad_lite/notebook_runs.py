@@ -28,6 +28,22 @@ def is_complete(run_dir: str | Path) -> bool:
     return run.has_model() and (run / RunDir.METRICS).is_file()
 
 
+def check_run_dir(run_dir: str | Path | None) -> Path | None:
+    """The ``run_dir`` parameter as a ``Path`` to a finished run, or ``None``; else a one-line error.
+
+    Raises:
+        NotebookParameterError: ``run_dir`` is not a string/path, or holds no finished run.
+    """
+    if run_dir is None:
+        return None
+    check_param("run_dir", run_dir, (str, Path))
+    if not is_complete(run_dir):
+        raise NotebookParameterError(f"parameter run_dir={str(run_dir)!r} holds no finished run "
+                                     "(model.safetensors + metrics.json); pass a run directory written by "
+                                     "notebook 00 or 03, or None to use or train the demo run")
+    return Path(run_dir)
+
+
 def trained_run(run_dir: str | Path | None, candidates: Sequence[str | Path], fallback_dir: str | Path, *,
                 device: str = "auto") -> Path:
     """The run directory a notebook should look at; trains the demo preset when there is none.
@@ -42,12 +58,7 @@ def trained_run(run_dir: str | Path | None, candidates: Sequence[str | Path], fa
     Raises:
         NotebookParameterError: ``run_dir`` is given but holds no finished run.
     """
-    if run_dir is not None:
-        check_param("run_dir", run_dir, (str, Path))
-        if not is_complete(run_dir):
-            raise NotebookParameterError(f"parameter run_dir={str(run_dir)!r} holds no finished run "
-                                         "(model.safetensors + metrics.json); pass a run directory written by "
-                                         "notebook 00 or 03, or None to use or train the demo run")
+    if check_run_dir(run_dir) is not None:
         return Path(run_dir)
     for candidate in [*candidates, fallback_dir]:
         if is_complete(candidate):

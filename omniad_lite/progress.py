@@ -21,6 +21,7 @@ from tqdm.std import tqdm as std_tqdm
 
 PROGRESS_ENV = "OMNIAD_LITE_PROGRESS"
 MODES = ("widget", "text", "line", "off")
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"  # a finished bar needs no bar
 
 
 def _kernel():
@@ -71,12 +72,14 @@ class LineTqdm(std_tqdm):
     """A tqdm bar that draws nothing while it runs and writes one line when it closes (with ``leave``).
 
     For outputs that are stored rather than watched: a notebook executed by papermill keeps every redraw
-    of an ordinary text bar as a separate output. The line is tqdm's own meter (count, time, rate, postfix),
-    written to ``file`` (stdout by default, so a stored notebook shows no stderr).
+    of an ordinary text bar as a separate output. The line is tqdm's own meter without the bar itself
+    (``train demo: 330/330 [00:45, 7.30it/s, loss=...]``), written to ``file`` (stdout by default, so a
+    stored notebook shows no stderr).
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("file", sys.stdout)
+        kwargs.setdefault("bar_format", LINE_FORMAT)
         kwargs["dynamic_ncols"] = False  # the width of a stored line is not a terminal's
         kwargs["ncols"] = None
         super().__init__(*args, **kwargs)

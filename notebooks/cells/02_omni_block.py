@@ -42,12 +42,13 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.model import omni_block, token_attention
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, output_path
+from omniad_lite.notebook_runs import check_run_dir
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_head 4) stops here
 for name in ("dim", "side", "batch", "num_heads", "num_query_tokens", "num_kv_tokens"):
     check_param(name, globals()[name], int, positive=True)
-check_param("run_dir", run_dir, (str, type(None)))
+check_run_dir(run_dir)
 output_dir = output_path(output_dir)
 pd.set_option("display.width", 100)
 
@@ -142,9 +143,10 @@ print(pd.Series({k: sum(p.numel() for p in m.parameters()) for k, m in parts.ite
 # %%
 import dataclasses
 
+from omniad_lite import presets
 from omniad_lite.model import build_model
 
-paper_cfg = experiment_from_params("paper-mvtec")
+paper_cfg = presets.get("paper-mvtec")
 paper = build_model(dataclasses.replace(paper_cfg.model, encoder_weights=None)).eval()
 paper_resampled = build_model(dataclasses.replace(paper_cfg.model, encoder_weights=None, ffn="resampled"))
 

@@ -34,10 +34,12 @@ from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, output_path
-from omniad_lite.notebook_runs import quality_note, trained_run
+from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, output_path
+from omniad_lite.notebook_runs import check_run_dir, quality_note, trained_run
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_case 2) stops here
+check_run_dir(run_dir)
+data_root = None if data_root is None else str(check_folder("data_root", data_root))
 check_param("batch_size", batch_size, int, positive=True)
 check_param("num_cases", num_cases, int, positive=True)
 output_dir = output_path(output_dir)
@@ -55,9 +57,7 @@ run_dir = trained_run(run_dir, ["runs/03_training/run", "runs/00_quickstart/run"
 run = omniad_lite.load_run(run_dir)
 cfg, model = run.config, run.model
 if data_root is not None:
-    from omniad_lite.notebook_params import check_folder
-
-    cfg = cfg.with_overrides({"data.root": str(check_folder("data_root", data_root))})
+    cfg = cfg.with_overrides({"data.root": data_root})
 print(f"run {run_dir}: preset {cfg.name}, teacher {cfg.model.encoder}, data {cfg.data.root or 'demo'}")
 display(Markdown(quality_note(run_dir)))
 
