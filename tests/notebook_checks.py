@@ -86,6 +86,17 @@ def output_texts(output) -> list[str]:
     return [_text(v) for k, v in output.get("data", {}).items() if k in TEXT_TYPES]
 
 
+def fixed_width_texts(output) -> list[str]:
+    """The texts shown in a fixed-width font, line by line as stored: streams, and text/plain when it is the
+    output's only text (text/plain beside HTML counts too: it is the table's width; markdown reflows)."""
+    if output.get("output_type") == "stream":
+        return [visible_stream(_text(output.get("text", "")))]
+    data = output.get("data", {})
+    if "text/plain" in data and "text/markdown" not in data and WIDGET_VIEW not in data:
+        return [_text(data["text/plain"])]
+    return []
+
+
 def clean_output_problems(nb, name: str, config_keys: set[str] | None = None) -> list[str]:
     """Stored outputs that would not read well: stderr, errors, long or wide outputs, paths, config dumps."""
     config_keys = config_field_names() if config_keys is None else config_keys
@@ -101,16 +112,16 @@ def clean_output_problems(nb, name: str, config_keys: set[str] | None = None) ->
                 problems.append(f"{where}: stored error {out.get('ename')}: {out.get('evalue')}")
             shown = shown_lines(out)
             lines += len(shown)
-            for text in output_texts(out):
-                plain = visible_stream(text) if out.get("output_type") == "stream" else text
-                if "<table" not in plain:
-                    wide = [line for line in plain.splitlines() if len(line) > MAX_LINE_CHARS]
-                    if wide:
-                        problems.append(f"{where}: a line of {len(wide[0])} characters (max {MAX_LINE_CHARS}): "
-                                        f"{wide[0][:60]!r}...")
+            for plain in fixed_width_texts(out):
+                wide = [line for line in plain.splitlines() if len(line) > MAX_LINE_CHARS]
+                if wide:
+                    problems.append(f"{where}: a line of {len(wide[0])} characters (max {MAX_LINE_CHARS}): "
+                                    f"{wide[0][:60]!r}...")
                 if PANDAS_WRAP.search(plain) and out.get("output_type") != "stream":
                     problems.append(f"{where}: a table wider than pandas' display.width wraps; set "
                                     f"pd.set_option('display.width', {MAX_LINE_CHARS}) or show fewer columns")
+            for text in output_texts(out):
+                plain = visible_stream(text) if out.get("output_type") == "stream" else text
                 if (m := ABSOLUTE_PATH.search(re.sub(r"<[^>]+>", " ", plain))) is not None:
                     problems.append(f"{where}: absolute or temp path {m.group(0)!r} in an output")
                 keys = set(key_pattern.findall(plain))

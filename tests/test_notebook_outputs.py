@@ -92,7 +92,9 @@ def test_clean_output_check_catches(output, message):
 def test_clean_output_check_passes_readable_outputs():
     ok = _notebook(_stream("train demo: 100%|██████████| 330/330 [00:42<00:00,  7.80it/s]\n"),
                    _stream("wrote runs/00_quickstart/results.json; see https://github.com/easyoo/Omni-AD\n"),
-                   _display({"text/plain": "  a  b\n0  1  2", "text/html": "<table><tr><td>1</td></tr></table>"}))
+                   _display({"text/plain": "  a  b\n0  1  2", "text/html": "<table><tr><td>1</td></tr></table>"}),
+                   _display({"text/markdown": "**a long sentence** " * 20,  # markdown reflows: any length
+                             "text/plain": "<IPython.core.display.Markdown object>"}))
     assert checks.clean_output_problems(ok, "ok") == []
     # carriage returns overwrite: a text progress bar redrawn 50 times is one visible line
     assert checks.shown_lines(_stream("".join(f"\r{i}%" for i in range(50)) + "\n")) == ["49%"]

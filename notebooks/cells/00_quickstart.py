@@ -43,7 +43,7 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
-from omniad_lite.notebook_runs import quality_note
+from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
 check_injected_parameters()
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
@@ -86,6 +86,10 @@ fig = viz.loss_curve(run_dir / "history.csv")
 # %%
 table = result.metrics
 viz.readable(table)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(table.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
 # %%
 fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro"])

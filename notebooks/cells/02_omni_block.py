@@ -64,7 +64,6 @@ def show_source(obj) -> None:
     print("\n".join(lines))
 
 
-
 omniad_lite.seed_everything(0)
 x = torch.randn(batch, side, side, dim)  # (B, H, W, C): the decoder works channels last
 print("x", tuple(x.shape))
@@ -272,7 +271,7 @@ sensitivity = branch_sensitivity(trained_block, x_block, position)  # {branch: (
 fig = viz.sensitivity_maps(sensitivity, position, image=viz.to_display_image(image))
 share = {name: float(m[max(0, position[0] - 2):position[0] + 3, max(0, position[1] - 2):position[1] + 3].sum())
          for name, m in sensitivity.items()}
-print("share of the sensitivity inside the 5×5 neighbourhood:", {k: f"{100 * v:.0f}%" for k, v in share.items()})
+print("share from the 5×5 neighbourhood:", {k: f"{100 * v:.0f}%" for k, v in share.items()})
 
 # %% [markdown]
 # The local branch reconstructs a position from its neighbours, so it can copy a small defect straight

@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import presets, viz
 from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
-from omniad_lite.notebook_runs import config_table, quality_note
+from omniad_lite.notebook_runs import DEMO_QUALITY, config_table, quality_note
 
 check_injected_parameters()  # a misspelt papermill parameter (-p epoch 5) stops here
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
@@ -100,6 +100,10 @@ print(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")))
 # %%
 table = result.metrics
 viz.readable(table)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(table.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
 # %%
 metrics = json.loads((run_dir / "metrics.json").read_text())

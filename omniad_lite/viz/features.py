@@ -12,7 +12,7 @@ from .overlays import PANEL_INCHES, to_numpy
 
 ATTENTION_CMAP = "magma"
 TOKEN_PANEL_INCHES = 1.2  # side of one token-attention panel
-SENSITIVITY_RANGE = 1e-4  # log colour scale of sensitivity maps: from this fraction of the maximum up
+SENSITIVITY_RANGE = 1e-3  # log colour scale of sensitivity maps: from this fraction of the maximum up
 
 
 def pca_rgb(features) -> np.ndarray:
@@ -128,9 +128,8 @@ def sensitivity_maps(maps: Mapping[str, object], position: tuple[int, int], *,
         image: optional ``(h, w, 3)`` display image shown first (stretched to the grid).
     """
     arrays = {label: to_numpy(m).astype(np.float64) for label, m in maps.items()}
-    positive = np.concatenate([a[a > 0] for a in arrays.values()])
-    norm = LogNorm(vmin=max(float(positive.min()), float(positive.max()) * SENSITIVITY_RANGE),
-                   vmax=float(positive.max()))
+    vmax = max(float(a.max()) for a in arrays.values())
+    norm = LogNorm(vmin=vmax * SENSITIVITY_RANGE, vmax=vmax)  # zero (no influence) is drawn as the minimum
     panels = len(arrays) + (image is not None)
     fig, axes = plt.subplots(1, panels, figsize=(PANEL_INCHES * 1.3 * panels + 0.8, PANEL_INCHES * 1.4),
                              squeeze=False)
