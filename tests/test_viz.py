@@ -163,7 +163,8 @@ def test_token_attention_maps_panels():
     assert len(shown) == 12
     np.testing.assert_allclose(shown[3].images[0].get_array(), 16 * att[3].numpy(), rtol=1e-6)  # ÷ uniform 1/16
     assert len({ax.images[0].get_clim() for ax in shown}) == 1  # one colour scale for every panel
-    assert shown[0].images[0].get_clim() == (0, pytest.approx(16 * float(att[:12].max())))
+    top = float(np.percentile(16 * att[:12].numpy(), 99.5))  # the brightest 0.5 % are clipped
+    assert shown[0].images[0].get_clim() == (0, pytest.approx(max(top, 1.0)))
     assert any(ax.get_ylabel().startswith("attention ÷ uniform") for ax in fig.axes)  # the colour bar
 
 

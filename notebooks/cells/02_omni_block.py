@@ -27,6 +27,7 @@ num_heads = 8                # paper: 8
 num_query_tokens = 64        # paper: 64 learnable query tokens (an 8 x 8 grid)
 num_kv_tokens = 64           # paper: 64 learnable key/value tokens
 run_dir = None               # a finished run for sections 7-8; None: 00's or 03's default run, else train one
+example_class = "coffee"     # class of the example image in sections 7-8 (the first class when absent)
 output_dir = "runs/02_omni_block"
 
 # %%
@@ -48,6 +49,7 @@ from omniad_lite.notebook_runs import check_run_dir
 check_injected_parameters()  # a misspelt papermill parameter (-p num_head 4) stops here
 for name in ("dim", "side", "batch", "num_heads", "num_query_tokens", "num_kv_tokens"):
     check_param(name, globals()[name], int, positive=True)
+check_param("example_class", example_class, str)
 check_run_dir(run_dir)
 output_dir = output_path(output_dir)
 pd.set_option("display.width", 100)
@@ -214,9 +216,9 @@ assert diffs["learned, trained-like tokens"] == 0.0 and diffs["resampled, traine
 # ## 7 · What the learnable query tokens attend to, trained and untrained
 # Each query token of attention (a) spreads its attention over the image positions; the weights of a token
 # sum to 1. `omniad_lite.viz.attention` recomputes them from the block's own layers (the fused attention
-# kernel never forms them). We take the first block of a mid-resolution decoder stage of a **trained** model
-# and the same block **at initialisation**, feed both the same input (what the trained decoder passes to that
-# block for an anomalous test image) and average over heads.
+# kernel never forms them). We take the first block of the last (finest) decoder stage of a **trained**
+# model and the same block **at initialisation**, feed both the same input (what the trained decoder passes
+# to that block for an anomalous test image) and average over heads.
 
 # %%
 from omniad_lite.data import dataset_from_config
@@ -228,9 +230,10 @@ display(Markdown(quality_note(trained_dir)))
 run = omniad_lite.load_run(trained_dir)
 model, mcfg = run.model, run.config.model
 test_set = dataset_from_config(run.config.data, "test", model.preprocess)
-index = next(i for i, s in enumerate(test_set.samples) if s.label == 1)
+cls = example_class if example_class in test_set.class_names else test_set.class_names[0]
+index = next(i for i, s in enumerate(test_set.samples) if s.label == 1 and s.cls_name == cls)
 image, mask = test_set.raw(index)  # uint8 (S, S, 3), (S, S)
-stage = min(2, len(model.decoder.stages) - 1)
+stage = len(model.decoder.stages) - 1  # the finest stage
 trained_block = model.decoder.stages[stage].blocks[0]
 x_block = block_input(model, test_set[index]["image"][None], stage=stage)  # (1, h, w, C)
 torch.manual_seed(0)
@@ -249,9 +252,11 @@ print("mean peak attention ÷ uniform:", {k: round(v, 1) for k, v in peak.items(
 
 # %% [markdown]
 # One colour scale for the whole figure, in units of uniform attention (1 = the token looks everywhere
-# equally). At initialisation the tokens are all zero, so every token asks the same question and the maps
-# are identical and nearly flat. After training each token has its own place or pattern to look at — these
-# are the "summaries of normal appearance" the global branch lays out as a √Nq × √Nq grid.
+# equally). At initialisation the tokens are all zero, so every token asks the same question: the maps are
+# identical and flat (mean peak about 1× uniform, printed above). After training the query tokens look at the
+# image's structure — for the coffee cup its rim, the saucer and the spoon — with peaks tens of times their
+# uniform share; most tokens pick similar places with different weights. What they gather becomes the
+# √Nq × √Nq grid of "summaries of normal appearance" that the global branch adds back to every position.
 #
 # ## 8 · Global vs local: how far each branch looks
 # Take one output position of the trained block (the red cross, on the defect) and ask which input positions

@@ -12,6 +12,8 @@ from .overlays import PANEL_INCHES, to_numpy
 
 ATTENTION_CMAP = "magma"
 TOKEN_PANEL_INCHES = 1.2  # side of one token-attention panel
+COLORBAR_SHRINK = 0.85  # colour bar height relative to the panels it serves
+ATTENTION_VMAX_PERCENTILE = 99.5  # colour scale of attention maps: 0 up to this percentile of all panels
 SENSITIVITY_RANGE = 1e-3  # log colour scale of sensitivity maps: from this fraction of the maximum up
 
 
@@ -66,7 +68,7 @@ def token_attention_maps(attention, *, image: np.ndarray | None = None, ncols: i
     """Where each learnable token looks: one panel per token, its attention over the H×W positions.
 
     Drawn relative to uniform attention (weight × H·W: 1 = the token looks everywhere equally, 4 = four
-    times its uniform share), on one colour scale for all panels, with a colour bar.
+    times its uniform share), on one colour scale for all panels (see :func:`token_attention_comparison`).
 
     Args:
         attention: ``(T, H, W)`` attention weights of ``T`` learnable tokens over the feature grid (each map
@@ -90,11 +92,13 @@ def token_attention_comparison(rows: Mapping[str, object], *, image: np.ndarray 
         max_tokens: draw at most this many tokens per block (default all).
 
     Returns:
-        The figure; every panel is ``weight × H·W`` (1 = uniform) on the same colour scale (see the bar).
+        The figure; every panel is ``weight × H·W`` (1 = uniform) on the same colour scale, from 0 to the
+        :data:`ATTENTION_VMAX_PERCENTILE` percentile of all panels (at least 1), with a colour bar.
     """
     arrays = {label: _attention_array(a)[:max_tokens] for label, a in rows.items()}
     relative = {label: a * a.shape[1] * a.shape[2] for label, a in arrays.items()}  # (T, H, W), 1 = uniform
-    vmax = max(float(r.max()) for r in relative.values())
+    values = np.concatenate([r.ravel() for r in relative.values()])
+    vmax = max(float(np.percentile(values, ATTENTION_VMAX_PERCENTILE)), 1.0)  # a few peaks would flatten the rest
     lead = 1 if image is not None else 0
     layout = [(label, chunk) for label, r in relative.items()
               for chunk in (range(k, min(k + ncols, len(r))) for k in range(0, len(r), ncols))]
@@ -112,8 +116,8 @@ def token_attention_comparison(rows: Mapping[str, object], *, image: np.ndarray 
             shown = axes[row, col].imshow(relative[label][k], cmap=ATTENTION_CMAP, vmin=0, vmax=vmax,
                                           interpolation="nearest")
             axes[row, col].set_title(f"token {k}", fontsize=7)
-    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01,
-                 label="attention ÷ uniform (1 = uniform)")
+    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, shrink=COLORBAR_SHRINK,
+                 label=f"attention ÷ uniform (1 = uniform; top {100 - ATTENTION_VMAX_PERCENTILE:g} % clipped)")
     return fig
 
 
