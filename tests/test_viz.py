@@ -88,7 +88,7 @@ def test_loss_curve_plots_history_values(tmp_path):
     (lr_line,) = fig.axes[1].get_lines()  # the learning rate on its own axis
     np.testing.assert_array_equal(lr_line.get_ydata(), [1e-3] * 3)
     legend = fig.axes[0].get_legend()
-    assert legend.get_bbox_to_anchor().x0 > fig.axes[0].get_window_extent().x1  # outside the data
+    assert legend.get_bbox_to_anchor().y0 > fig.axes[0].get_window_extent().y1  # above the data
     with pytest.raises(ValueError, match="loss column"):
         plots.loss_curve(hist[["step", "lr"]])
 

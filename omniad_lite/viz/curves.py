@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from .overlays import to_numpy
 
@@ -25,6 +26,8 @@ _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
 LOSS_RAW_ALPHA = 0.35  # the logged loss values, under their moving average
 SMOOTHING_FRACTION = 10  # moving-average span = rows / this
 LEGEND_OUTSIDE = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False)
+LEGEND_ABOVE = dict(loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, fontsize=8, frameon=False,
+                    ncols=3)
 
 
 def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
@@ -32,7 +35,7 @@ def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
 
     The logged values are drawn thin and light (they are noisy: each is a mean over a few steps), the
     exponential moving average (span :func:`smoothing_span`) on top; the learning rate, when the history
-    has an ``lr`` column, on a second axis, so its drop is visible. Legends sit outside the axes.
+    has an ``lr`` column, on a second axis, so its drop is visible. The legend sits above the axes.
 
     Args:
         history: a ``history.csv`` path (as the training engine writes it) or a DataFrame.
@@ -67,8 +70,8 @@ def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
         handles += lr_ax.plot(x, df["lr"].to_numpy(), color="0.5", ls="--", lw=1, label="learning rate")
         labels.append("learning rate")
         lr_ax.set_ylabel("learning rate", color="0.4")
-        lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    ax.legend(handles, labels, **LEGEND_OUTSIDE)
+        lr_ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # no offset text to collide with
+    ax.legend(handles, labels, **LEGEND_ABOVE)  # the right side holds the lr axis
     return fig
 
 
