@@ -33,8 +33,9 @@ notebooks: $(STAMP)
 	rm -rf notebooks/runs  # fresh default runs: with resume="auto", 00/03 would only re-evaluate old ones
 	cd notebooks && for nb in 0*.ipynb; do ../$(VENV)/bin/papermill --log-level WARNING $$nb $$nb || exit 1; done
 
+# --allow-root only when run as root (containers, Colab-like machines); Jupyter refuses root without it.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -79,10 +79,16 @@ def test_loss_curve_plots_history_values(tmp_path):
     path = tmp_path / "history.csv"
     hist.to_csv(path, index=False)
     fig = plots.loss_curve(path)
-    (line,) = fig.axes[0].get_lines()
-    np.testing.assert_array_equal(line.get_xdata(), [5, 10, 15])
-    np.testing.assert_array_equal(line.get_ydata(), [3.0, 2.0, 1.5])
+    raw, smooth = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(raw.get_xdata(), [5, 10, 15])
+    np.testing.assert_array_equal(raw.get_ydata(), [3.0, 2.0, 1.5])
+    # moving average, span 2 (alpha 2/3, weights 1, 1/3, 1/9 on the newest-first values), by hand
+    np.testing.assert_allclose(smooth.get_ydata(), [3.0, (2 + 3 / 3) / (4 / 3), (1.5 + 2 / 3 + 3 / 9) / (13 / 9)])
     assert fig.axes[0].get_yscale() == "log"
+    (lr_line,) = fig.axes[1].get_lines()  # the learning rate on its own axis
+    np.testing.assert_array_equal(lr_line.get_ydata(), [1e-3] * 3)
+    legend = fig.axes[0].get_legend()
+    assert legend.get_bbox_to_anchor().y0 > fig.axes[0].get_window_extent().y1  # above the data
     with pytest.raises(ValueError, match="loss column"):
         plots.loss_curve(hist[["step", "lr"]])
 
@@ -155,7 +161,40 @@ def test_token_attention_maps_panels():
     fig = plots.token_attention_maps(att, ncols=8, max_tokens=12)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 12
-    np.testing.assert_allclose(shown[3].images[0].get_array(), att[3].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(shown[3].images[0].get_array(), 16 * att[3].numpy(), rtol=1e-6)  # ÷ uniform 1/16
+    assert len({ax.images[0].get_clim() for ax in shown}) == 1  # one colour scale for every panel
+    top = float(np.percentile(16 * att[:12].numpy(), 99.5))  # the brightest 0.5 % are clipped
+    assert shown[0].images[0].get_clim() == (0, pytest.approx(max(top, 1.0)))
+    assert any(ax.get_ylabel().startswith("attention ÷ uniform") for ax in fig.axes)  # the colour bar
+
+
+def test_token_attention_comparison_shares_one_scale():
+    trained = torch.softmax(3 * torch.randn(4, 4, 4).flatten(1), -1).view(4, 4, 4)
+    untrained = torch.full((4, 4, 4), 1 / 16)
+    fig = plots.token_attention_comparison({"trained": trained, "untrained": untrained}, image=np.zeros((8, 8, 3)))
+    maps = [ax.images[0] for ax in fig.axes if ax.images and ax.get_title().startswith("token")]
+    assert len(maps) == 8 and len({m.get_clim() for m in maps}) == 1
+    np.testing.assert_allclose(maps[4].get_array(), np.ones((4, 4)))  # uniform attention is 1 everywhere
+    assert [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")] == ["trained", "untrained"]
+
+
+def test_branch_sensitivity_local_is_5x5_global_is_everywhere():
+    from omniad_lite.model.omni_block import OmniBlock
+    from omniad_lite.viz.attention import branch_sensitivity
+
+    torch.manual_seed(0)
+    block = OmniBlock(16, num_heads=2, num_query_tokens=4, num_kv_tokens=4).eval()
+    x = torch.randn(1, 12, 12, 16)
+    before = block.local_branch(x)
+    maps = branch_sensitivity(block, x, (6, 5))
+    assert all(abs(float(m.sum()) - 1) < 1e-5 for m in maps.values())
+    local = maps["local branch"]
+    assert int((local > 0).sum()) == 25 and float(local[4:9, 3:8].sum()) == pytest.approx(1.0)  # kernel 5
+    assert int((maps["global branch"] > 0).sum()) == 144  # through the tokens: every position
+    torch.testing.assert_close(block.local_branch(x), before)  # the hooks are gone
+    fig = plots.sensitivity_maps(maps, (6, 5), image=np.zeros((24, 24, 3)))
+    norms = {ax.images[0].norm for ax in fig.axes if ax.images and ax.get_title() != "input"}
+    assert len(norms) == 1  # one (log) colour scale for both branches
 
 
 def test_reference_table_mad_is_mean_of_seven():
@@ -203,6 +242,30 @@ def test_explorer_widgets_follow_controls(monkeypatch):
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
 
 
+def test_explorer_display_in_a_batch_run_adds_a_separate_picture(monkeypatch):
+    """papermill/nbconvert: the widget (its text a note) and then the PNG, which nbconvert HTML can show."""
+    import IPython.display
+
+    from omniad_lite import progress
+
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(widgets, "display_figure", lambda fig: plt.close(fig))
+    box = widgets.explorer(_toy_results(), static=False)
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    monkeypatch.setattr(progress, "interactive_frontend", lambda: False)
+    box._ipython_display_()
+    (view, raw_view), (image, _) = shown
+    assert raw_view and "application/vnd.jupyter.widget-view+json" in view and "image/png" not in view
+    assert view["text/plain"] == widgets.STATIC_NOTE
+    assert isinstance(image, IPython.display.Image) and image.data.startswith(b"\x89PNG")
+    shown.clear()
+    monkeypatch.setattr(progress, "interactive_frontend", lambda: True)  # JupyterLab: one bundle, PNG inside
+    box._ipython_display_()
+    ((bundle, raw),) = shown
+    assert raw and {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(bundle)
+
+
 def test_pro_curve_area_matches_metrics_aupro():
     """Our sampled PRO curve's area agrees with omniad_lite.metrics' exact AU-PRO (independent code)."""
     from omniad_lite.evaluation.metrics import compute_metrics
@@ -241,3 +304,17 @@ def test_live_loss_plot_redraws_history(tmp_path, monkeypatch):
     pd.DataFrame({"step": [5, 10, 15], "loss": [2.0, 1.0, 0.5]}).to_csv(tmp_path / "history.csv", index=False)
     live()  # forced redraw updates the same display
     assert shown == [[2.0, 1.0], [2.0, 1.0, 0.5]] and live.redraws == 2
+
+
+def test_expectation_table_lists_the_published_anchors_beside_ours():
+    from omniad_lite.evaluation.reference_results import REFERENCE_RESULTS
+    from omniad_lite.viz import tables
+
+    ours = pd.Series(dict(zip(METRIC_COLUMNS, [95.6, 97.0, 93.1, 98.5, 60.1, 58.1, 92.0, 84.9])))
+    t = plots.expectation_table({"demo run": ours})
+    assert list(t.columns) == [tables.SHORT_NAMES[m] for m in METRIC_COLUMNS]
+    assert t.loc[("VisA", "MambaAD"), "I-AUROC"] == REFERENCE_RESULTS["visa"]["MambaAD"]["image_auroc"]
+    assert t.loc[("Real-IAD", "ViTAD"), "mAD"] == 67.8 and np.isnan(t.loc[("Real-IAD", "ViTAD"), "AU-PRO"])
+    assert t.loc[(tables.OTHER_DATA, "demo run"), "I-AUROC"] == 95.6  # ours, labelled as other data
+    assert len(t) == 3 * 3 + 1
+    assert max(len(line) for line in t.to_string().splitlines()) <= 100

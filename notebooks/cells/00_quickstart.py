@@ -27,23 +27,31 @@ drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relativ
 
 # %% [markdown]
 # ## Check the parameters
-# The preset plus the parameters above become one `ExperimentConfig`. An unknown preset or a value of the
-# wrong type (say `epochs="two"`) stops here with a one-line message.
+# The preset plus the parameters above become one `ExperimentConfig`. A misspelt papermill parameter
+# (`-p epoch 5`), an unknown preset or a value of the wrong type (say `epochs="two"`) stops here with a
+# one-line message that names the parameter.
 
 # %%
 import json
 
+import pandas as pd
+from IPython.display import Markdown, display
+
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
+check_injected_parameters()
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
 check_param("gallery_size", gallery_size, int, positive=True)
 output_dir = output_path(output_dir)
 run_dir = output_dir / "run"
 omniad_lite.seed_everything(cfg.train.seed)
+pd.set_option("display.width", 100)  # tables print at most 100 characters wide
 print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.model.decoder_depths}, "
-      f"{cfg.model.image_size}² input, {cfg.train.epochs} epochs (iterations={cfg.train.iterations})")
+      f"{cfg.model.image_size}² input, " + (f"{cfg.train.iterations} iterations" if cfg.train.iterations
+                                            else f"{cfg.train.epochs} epochs"))
 
 # %% [markdown]
 # ## Train
@@ -51,10 +59,17 @@ print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.mode
 # the first time), the frozen teacher, neck and Omni-block decoder, runs the released recipe (AdamW,
 # lr drop after 80 %, gradient clipping, feature jitter) and evaluates the final model on the test split.
 # The run directory it writes holds `config.json`, `history.csv`, `model.safetensors` and `metrics.json`.
+# With the defaults this is the full demo schedule (about a minute on a laptop CPU): the model below is
+# trained, not a smoke test.
 
 # %%
 result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume)
 print(f"{result.steps} steps in {result.train_time_s:.0f} s → {result.run_dir}")
+display(Markdown(quality_note(run_dir)))
+
+# %% [markdown]
+# The loss per logged step (thin) and its moving average (thick); the dashed line is the learning rate,
+# divided by 10 after 80 % of the steps as in the released recipe.
 
 # %%
 fig = viz.loss_curve(run_dir / "history.csv")
@@ -67,7 +82,11 @@ fig = viz.loss_curve(run_dir / "history.csv")
 
 # %%
 table = result.metrics
-table
+viz.readable(table)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(table.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
 # %%
 fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro"])
@@ -75,7 +94,7 @@ fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "
 # %% [markdown]
 # ## Heatmaps
 # The anomaly map is 1 − cosine similarity between the teacher's features and their reconstruction, per
-# scale, upsampled, averaged and blurred (`omniad_lite.scoring.anomaly_map`). We show one anomalous test
+# scale, upsampled, averaged and blurred (`omniad_lite.evaluation.scoring.anomaly_map`). We show one anomalous test
 # image per class: the image, its ground truth, and the map (white outline = ground truth).
 
 # %%

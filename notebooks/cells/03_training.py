@@ -5,8 +5,8 @@
 #
 # **What you will learn:** how a training run is configured (preset + parameters → one `ExperimentConfig`),
 # what the engine does (the released recipe), how to watch the loss live, and what a run directory holds.
-# The defaults train the `demo` preset briefly on a CPU; the paper runs are the same notebook with a
-# parameter file:
+# The defaults train the `demo` preset with its full schedule (about a minute on a CPU; the model it
+# writes is the one notebook 04 evaluates); the paper runs are the same notebook with a parameter file:
 #
 # ```
 # papermill 03_training.ipynb runs/mvtec.ipynb -f params/mvtec.yaml -p data_root /data/mvtec_ad
@@ -19,7 +19,7 @@
 preset = "demo"                  # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
 data_root = None                 # None: the offline demo dataset; else the dataset root
 classes = None                   # None: every class found; else a list, e.g. ["bottle", "cable"]
-epochs = 3                       # passes over the train split (paper: 1000 MVTec-AD/VisA, 100 Real-IAD); None: preset
+epochs = None                    # passes over the train split; None: the preset's (demo 30; paper 1000, Real-IAD 100)
 iterations = None                # optimiser steps instead of epochs; None: use epochs
 batch_size = 16                  # released: 16 (the learning rate scales with it)
 device = "auto"                  # "auto" (GPU when available), "cpu", "cuda", "cuda:1"
@@ -45,11 +45,14 @@ data_archive = None              # a dataset archive → local disk → data_roo
 import json
 
 import pandas as pd
+from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import presets, viz
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_runs import DEMO_QUALITY, config_table, quality_note
 
+check_injected_parameters()  # a misspelt papermill parameter (-p epoch 5) stops here
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
                              iterations=iterations, batch_size=batch_size, device=device, precision=precision,
                              cache_images=cache_images, cache_teacher_features=cache_teacher_features)
@@ -57,11 +60,15 @@ check_param("live_every_s", live_every_s, (int, float), positive=True)
 output_dir = output_path(output_dir)
 run_dir = output_dir / "run"
 omniad_lite.seed_everything(cfg.train.seed)
+pd.set_option("display.width", 100)
 flat = pd.json_normalize(cfg.to_dict()).iloc[0].to_dict()  # dotted keys → plain values
 print("changed from the preset:", {k: flat[k] for k in cfg.diff(presets.get(preset))})
 
+# %% [markdown]
+# The settings that matter (the full resolved config is written to `config.json` in the run directory):
+
 # %%
-print(cfg.to_json())
+config_table(cfg)
 
 # %% [markdown]
 # ## Train, watching the loss
@@ -75,8 +82,9 @@ from omniad_lite.viz.widgets import LiveLossPlot
 
 live = LiveLossPlot(run_dir, every_s=live_every_s)
 result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume, callback=live)
-live()  # the final curve
+live()  # the final curve: logged loss, its moving average and the learning rate
 print(f"{result.steps} steps in {result.train_time_s:.1f} s")
+display(Markdown(quality_note(run_dir)))
 
 # %% [markdown]
 # ## The run directory
@@ -90,7 +98,11 @@ print(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")))
 
 # %%
 table = result.metrics
-table
+viz.readable(table)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(table.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
 # %%
 metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -4,16 +4,15 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/{REPO}/blob/main/notebooks/04_evaluation.ipynb)
 #
 # **What you will learn:** how a run is evaluated — the per-class table under the kit's exact protocol and
-# under the released code's protocol, side by side; where the published peers (MambaAD, InvAD, ViTAD)
-# stand; ROC and PRO curves; the best and worst cases as heatmaps; and an interactive explorer.
+# under the released code's protocol; what to expect — the published multi-class numbers on MVTec-AD, VisA
+# and Real-IAD; ROC and PRO curves; the best and worst cases as heatmaps; and an interactive explorer.
 #
-# **Needs from earlier notebooks:** a run directory from **03** (`runs/03_training/run` by default). Run
-# alone, this notebook trains a short demo run itself, so it always works top to bottom.
+# **Needs from earlier notebooks:** a run directory from **03** or **00** (their default output folders,
+# or `run_dir`). Run alone, this notebook first trains the demo preset itself (about a minute on a CPU), so
+# it always works top to bottom and always looks at a trained model.
 
 # %% [parameters]
-run_dir = None                         # a run directory; None: 03's default run, else a short demo run
-default_run = "runs/03_training/run"   # where notebook 03 writes by default (used when run_dir is None)
-fallback_epochs = 3                    # epochs of the demo run trained when neither exists
+run_dir = None                         # a finished run; None: 03's or 00's default run, else train the demo
 data_root = None                       # None: the dataset recorded in the run; else another root
 device = "auto"
 batch_size = 16
@@ -22,44 +21,39 @@ output_dir = "runs/04_evaluation"
 
 # %%
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, output_path
+from omniad_lite.notebook_runs import DEMO_QUALITY, check_run_dir, quality_note, trained_run
 
-check_param("run_dir", run_dir, (str, type(None)))
-check_param("default_run", default_run, str)
+check_injected_parameters()  # a misspelt papermill parameter (-p num_case 2) stops here
+check_run_dir(run_dir)
+data_root = None if data_root is None else str(check_folder("data_root", data_root))
 check_param("batch_size", batch_size, int, positive=True)
 check_param("num_cases", num_cases, int, positive=True)
-check_param("fallback_epochs", fallback_epochs, int, positive=True)
 output_dir = output_path(output_dir)
 omniad_lite.seed_everything(0)
-if run_dir is not None and not (Path(run_dir) / "model.safetensors").is_file():
-    raise FileNotFoundError(f"run_dir={run_dir!r} holds no model.safetensors; pass a run written by notebook 03")
+pd.set_option("display.width", 100)
 
 # %% [markdown]
 # ## Load the run
 # `load_run` rebuilds the model from `config.json` and `model.safetensors` (teacher weights included, so it
-# works offline). Run alone, we first train a short demo run.
+# works offline). With no run to evaluate, we first train the demo preset.
 
 # %%
-if run_dir is None and (Path(default_run) / "model.safetensors").is_file():
-    run_dir = default_run
-elif run_dir is None:
-    run_dir = output_dir / "demo_run"
-    print(f"no run given and none at {default_run}: training a {fallback_epochs}-epoch demo run in {run_dir}")
-    omniad_lite.train(experiment_from_params("demo", epochs=fallback_epochs, device=device), run_dir,
-                      overwrite=True)
+run_dir = trained_run(run_dir, ["runs/03_training/run", "runs/00_quickstart/run"], output_dir / "demo_run",
+                      device=device)
 run = omniad_lite.load_run(run_dir)
 cfg, model = run.config, run.model
 if data_root is not None:
-    cfg = cfg.with_overrides({"data.root": str(data_root)})
+    cfg = cfg.with_overrides({"data.root": data_root})
 print(f"run {run_dir}: preset {cfg.name}, teacher {cfg.model.encoder}, data {cfg.data.root or 'demo'}")
+display(Markdown(quality_note(run_dir)))
 
 # %% [markdown]
 # ## Per-class metrics under two protocols
@@ -85,23 +79,31 @@ kit, released = (metrics_table({c: compute_metrics(scores[names == c], labels[na
 print(f"{len(test_set)} test images, maps {maps.shape} {maps.dtype}")
 
 # %%
-side_by_side = pd.concat({"kit": kit, "released": released}, axis=1).swaplevel(axis=1)
-side_by_side = side_by_side[[(m, p) for m in kit.columns for p in ("kit", "released")]]
-side_by_side
-
-# %% [markdown]
-# ### Next to the published numbers
-# Class means published by the peers (multi-class, 256², their own papers; `omniad_lite.reference_results`).
-# They are for the real datasets: a demo-data run is *not* comparable, it only shows the table's shape.
+# NBVAL_CHECK_OUTPUT
+same = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap"]
+print("identical under both protocols:", bool((kit[same] == released[same]).all().all()))
+print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(kit.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
 # %%
-from omniad_lite.evaluation.reference_results import reference_table
+differ = ["pixel_f1max", "pixel_aupro"]
+both = pd.concat({"kit": kit[differ], "released": released[differ]}, axis=1).swaplevel(axis=1)
+viz.readable(both[[(m, p) for m in differ for p in ("kit", "released")]])
 
-dataset = {"mvtec": "mvtec", "visa": "visa", "realiad": "realiad"}.get(cfg.data.format, "mvtec")
-label = f"omniad_lite ({cfg.name}, {'demo data' if cfg.data.root is None else dataset})"
-comparison = pd.concat([reference_table(dataset), kit.loc[["mean"]].rename(index={"mean": label})])
-print(f"published results on {dataset}:")
-comparison
+# %% [markdown]
+# ## What to expect
+# The class means published for the multi-class setting (one model for all classes, 256² input; the
+# methods' own papers: MambaAD, He et al., NeurIPS 2024; InvAD, Zhang et al., arXiv 2404.10760; ViTAD,
+# Zhang et al., arXiv 2312.07495; `omniad_lite.evaluation.reference_results`; NaN where a paper gives
+# only mAD). The Omni-AD paper reports beating each of them on all three data sets. The last row is this
+# run — on **different data** (unless you evaluated a real benchmark): the demo set is small and easy, so its
+# numbers are not comparable with the others; they show the table's shape and that the pipeline works.
+
+# %%
+label = f"{cfg.name} run" + ("" if cfg.data.root is None else f" ({cfg.data.format})")
+expect = viz.expectation_table({label: kit.loc["mean"]})
+if cfg.data.root is not None:  # a benchmark run: file it under its data set instead of "other data"
+    expect = expect.rename(index={viz.tables.OTHER_DATA: f"{cfg.data.format} (this run)"})
+expect
 
 # %%
 fig = viz.metric_bars(kit.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro", "pixel_ap"])
@@ -114,7 +116,7 @@ fig = viz.metric_bars(kit.drop(index="mean"), ["image_auroc", "pixel_auroc", "pi
 # %%
 import matplotlib.pyplot as plt
 
-fig, (ax_roc, ax_pro) = plt.subplots(1, 2, figsize=(10, 4.5))
+fig, (ax_roc, ax_pro) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
 viz.roc_curves({c: (scores[names == c], labels[names == c]) for c in test_set.class_names},
                  ax=ax_roc)
 viz.pro_curves({c: (maps[names == c], masks[names == c]) for c in test_set.class_names},
@@ -153,9 +155,9 @@ fig.savefig(output_dir / "worst.png", dpi=100, bbox_inches="tight")
 # %% [markdown]
 # ## Explore
 # Pick a class, an image and a threshold: the green outline is `map ≥ threshold`, the white one the ground
-# truth. In JupyterLab this is a live widget (its last state is saved in the notebook); where widgets
-# cannot render (no ipywidgets, a plain script) `explorer` returns a static gallery instead, and viewers
-# without widget support (GitHub) show the PNG stored next to the widget.
+# truth. In JupyterLab with a running kernel this is a live widget. A stored notebook (this one was executed
+# by papermill) keeps the widget's last state and, below it, a static view — the two highest-ranked images
+# of each class — which GitHub and nbconvert's HTML show; outside Jupyter `explorer` returns that view alone.
 
 # %%
 from omniad_lite.viz.widgets import ExplorerData, explorer
@@ -164,11 +166,11 @@ view = explorer(ExplorerData.from_eval(result, test_set))
 display(view)
 
 # %%
-results = {"notebook": "04_evaluation", "run_dir": str(run_dir), "num_images": len(test_set),
+results = {"notebook": "04_evaluation", "run_dir": str(run_dir), "preset": cfg.name, "num_images": len(test_set),
            "kit": {"mean": kit.loc["mean"].to_dict(), "per_class": kit.drop(index="mean").to_dict(orient="index")},
            "released": {"mean": released.loc["mean"].to_dict(),
                         "per_class": released.drop(index="mean").to_dict(orient="index")},
-           "reference_dataset": dataset, "figures": [str(output_dir / f) for f in ("curves.png", "best.png", "worst.png")]}
+           "figures": [str(output_dir / f) for f in ("curves.png", "best.png", "worst.png")]}
 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
 print(f"wrote {output_dir / 'results.json'}")
 

@@ -56,12 +56,13 @@ import json
 import pandas as pd
 
 from omniad_lite.evaluation.metrics import METRIC_NAMES
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, summarise
 from omniad_lite.viz.sweep import sweep_plot
 
 base = experiment_from_params(preset, data_root=data_root, classes=classes, epochs=epochs, iterations=iterations,
                               device=device, cache_teacher_features=cache_teacher_features)
+check_injected_parameters()  # a misspelt papermill parameter stops here
 check_param("variants", variants, dict)
 check_param("seeds", seeds, list)
 if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

@@ -23,12 +23,6 @@
 # `omniad-lite predict --run runs/parts new_photos/ --out predictions/`,
 # `omniad-lite export --run runs/parts --format onnx --out parts.onnx`.
 
-# %%
-# Colab only: install the kit (does nothing anywhere else).
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "omniad_lite[notebooks,export] @ git+https://github.com/{REPO}"
-
 # %% [parameters]
 folder = None                # None: a flat good/bad folder built from the demo data; else your image folder
 demo_class = "coffee"        # the demo class the default folder is made of
@@ -56,8 +50,9 @@ import pandas as pd
 
 import omniad_lite
 from omniad_lite.evaluation.thresholds import check_fpr, check_method
-from omniad_lite.notebook_params import check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
 
+check_injected_parameters()  # a misspelt papermill parameter (-p fp 0.01) stops here
 check_param("folder", folder, (str, Path, type(None)))
 check_param("demo_class", demo_class, str)
 check_param("val_fraction", val_fraction, float, positive=True)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
 from ..integrity import check_file, file_record

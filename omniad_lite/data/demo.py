@@ -280,7 +280,7 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
         return root
     tmp = temp_path(root)
     try:
-        make_demo_dataset(tmp, seed=seed)
+        make_demo_dataset(tmp, seed=seed, verbose=False)  # its summary would name the temporary folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -289,4 +289,7 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     else:
         shutil.rmtree(root, ignore_errors=True)
         os.replace(tmp, root)
+        home = str(Path.home())
+        shown = "~" + str(root)[len(home):] if str(root).startswith(home + os.sep) else str(root)
+        print(f"demo dataset generated ({len(CLASSES)} classes, seed {seed}): {shown}")
     return root

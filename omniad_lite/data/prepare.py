@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from .images import check_pair
 from .loading import FORMATS, detect_format, load_samples

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..env import resolve_device
 from .scoring import anomaly_map, image_scores

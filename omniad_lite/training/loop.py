@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..config import ExperimentConfig
 from ..env import seed_everything, versions

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..files import remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest

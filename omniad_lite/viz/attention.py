@@ -6,6 +6,7 @@ attention (a) — the learnable query tokens attending to the block's input posi
 ``q``/``kv`` layers and tokens, and :func:`block_input` captures what a decoder block receives with a forward
 pre-hook. Nothing here changes the model. The learnable post-softmax bias (released ``pe2``) is left out on
 purpose: it is the same for every position, so it shifts a token's output but not *where* it looks.
+:func:`branch_sensitivity` measures how far each branch of a block looks (its effective receptive field).
 Paper: arXiv 2503.21125, Fig. 2; released code github easyoo/Omni-AD ``model/omniad.py`` (``ToProxy2``).
 """
 from __future__ import annotations
@@ -58,3 +59,51 @@ def block_input(model, images: torch.Tensor, stage: int, block: int = 0) -> torc
     finally:
         handle.remove()
     return captured[0]
+
+
+def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """How strongly each input position drives each branch's output at ``position`` (effective receptive field).
+
+    For an Omni-block ``block`` and its input ``x`` ``(1, H, W, C)``, backpropagates a unit gradient from every
+    channel of a branch's output at ``position`` and sums ``|∂ out / ∂ x|`` over the input channels (Luo et
+    al., NeurIPS 2016, "effective receptive field"). Two things are held fixed so that the maps show where a
+    branch takes its *content* from: the global branch's identity terms (``+ m + x`` adds ``x`` twice, which
+    only passes the position itself through) are left out, and the InstanceNorm statistics of the local
+    branch are treated as constants (each output also depends a little on the whole image through the mean
+    and variance it is normalised by; with them frozen the local branch's footprint is its 5 × 5 kernels).
+
+    Args:
+        block: an :class:`omniad_lite.model.omni_block.OmniBlock` with both branches.
+        x: its input ``(1, H, W, C)``, channels last.
+        position: ``(row, col)`` of the output position.
+
+    Returns:
+        ``{"global branch": (H, W), "local branch": (H, W)}``, each normalised to sum to 1.
+    """
+    if block.global_branch is None or block.local_branch is None:
+        raise ValueError("branch_sensitivity needs a block with both branches")
+    row, col = position
+    identity = 2.0  # GlobalBranch returns attention terms + m + x, with m = upsampled tokens + x
+    branches = {"global branch": lambda t: block.global_branch(t) - identity * t,
+                "local branch": block.local_branch}
+    norms = [m for m in block.local_branch.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    handles = [m.register_forward_hook(_frozen_statistics) for m in norms]
+    maps = {}
+    try:
+        for name, branch in branches.items():
+            with torch.enable_grad():
+                inp = x.detach().clone().requires_grad_(True)
+                branch(inp)[0, row, col].sum().backward()
+            grad = inp.grad[0].abs().sum(dim=-1)  # (H, W)
+            maps[name] = grad / grad.sum()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return maps
+
+
+def _frozen_statistics(module, args, output):
+    """Forward hook: the same instance normalisation, with its mean and variance detached from the graph."""
+    x = args[0]  # (B, C, H, W)
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean.detach()) * torch.rsqrt(var.detach() + module.eps)

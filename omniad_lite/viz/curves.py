@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from .overlays import to_numpy
 
@@ -22,10 +23,19 @@ PRO_MAX_FPR = 0.3  # AU-PRO is integrated up to this false-positive rate
 PRO_NUM_THRESHOLDS = 200  # thresholds sampled between the min and max of the maps
 DEFAULT_BAR_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro")
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
+LOSS_RAW_ALPHA = 0.35  # the logged loss values, under their moving average
+SMOOTHING_FRACTION = 10  # moving-average span = rows / this
+LEGEND_OUTSIDE = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False)
+LEGEND_ABOVE = dict(loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, fontsize=8, frameon=False,
+                    ncols=3)
 
 
 def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
-    """Plot every ``*loss*`` column of a training history against the step column.
+    """Every ``*loss*`` column of a training history against the step: the logged values and a smoothed line.
+
+    The logged values are drawn thin and light (they are noisy: each is a mean over a few steps), the
+    exponential moving average (span :func:`smoothing_span`) on top; the learning rate, when the history
+    has an ``lr`` column, on a second axis, so its drop is visible. The legend sits above the axes.
 
     Args:
         history: a ``history.csv`` path (as the training engine writes it) or a DataFrame.
@@ -38,18 +48,36 @@ def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
     if x_col is None or not y_cols:
         raise ValueError(f"history needs a step column and a loss column, got columns {list(df.columns)}")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 3))
+        fig, ax = plt.subplots(figsize=(6, 3))
     fig = ax.figure
+    for extra in [a for a in fig.axes if a is not ax and a.get_shared_x_axes().joined(a, ax)]:
+        extra.remove()  # the lr axis of a previous draw
     ax.clear()
+    x = df[x_col].to_numpy()
+    span = smoothing_span(len(df))
     for c in y_cols:
-        ax.plot(df[x_col].to_numpy(), df[c].to_numpy(), label=c)
+        (raw,) = ax.plot(x, df[c].to_numpy(), lw=0.8, alpha=LOSS_RAW_ALPHA, label=f"{c} (logged)")
+        ax.plot(x, df[c].ewm(span=span).mean().to_numpy(), lw=2, color=raw.get_color(),
+                label=f"{c} (moving average, {span} rows)")
     if logy and (df[y_cols].to_numpy() > 0).all():
         ax.set_yscale("log")
     ax.set_xlabel(x_col)
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if "lr" in df.columns:
+        lr_ax = ax.twinx()
+        handles += lr_ax.plot(x, df["lr"].to_numpy(), color="0.5", ls="--", lw=1, label="learning rate")
+        labels.append("learning rate")
+        lr_ax.set_ylabel("learning rate", color="0.4")
+        lr_ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # no offset text to collide with
+    ax.legend(handles, labels, **LEGEND_ABOVE)  # the right side holds the lr axis
     return fig
+
+
+def smoothing_span(num_rows: int) -> int:
+    """Span of the loss curve's moving average: about a tenth of the rows, at least 2."""
+    return max(2, num_rows // SMOOTHING_FRACTION)
 
 
 def roc_curves(per_class: Mapping[str, tuple], *, ax=None) -> Figure:
@@ -71,7 +99,7 @@ def roc_curves(per_class: Mapping[str, tuple], *, ax=None) -> Figure:
         ax.plot(fpr, tpr, label=f"{cls} ({100 * roc_auc_score(labels, scores):.1f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="image ROC (AUROC ×100)")
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND_OUTSIDE)
     return ax.figure
 
 
@@ -124,7 +152,7 @@ def pro_curves(per_class: Mapping[str, tuple], *, ax=None, max_fpr: float = PRO_
         ax.plot(fpr, pro, label=f"{cls} ({100 * area:.1f})")
     ax.set(xlim=(0, max_fpr), ylim=(0, 1.02), xlabel="false-positive rate (normal pixels)",
            ylabel="per-region overlap", title=f"PRO curve (AU-PRO@{max_fpr} ×100, sampled)")
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND_OUTSIDE)
     return ax.figure
 
 
@@ -148,6 +176,6 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_BAR_METRIC
         ax.bar(x + (j - (len(metrics) - 1) / 2) * width, table[m].to_numpy(dtype=float), width, label=m)
     ax.set_xticks(x, [str(i) for i in table.index], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("score")
-    ax.legend(fontsize=7, ncols=len(metrics))
+    ax.legend(**LEGEND_OUTSIDE)
     ax.grid(axis="y", alpha=0.3)
     return ax.figure

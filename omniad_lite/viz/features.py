@@ -1,13 +1,20 @@
-"""Features made visible: PCA-to-RGB of feature maps, and where the learnable tokens attend."""
+"""Features made visible: PCA-to-RGB of feature maps, where the learnable tokens attend, what each branch sees."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from .overlays import PANEL_INCHES, to_numpy
+
+ATTENTION_CMAP = "magma"
+TOKEN_PANEL_INCHES = 1.2  # side of one token-attention panel
+COLORBAR_SHRINK = 0.85  # colour bar height relative to the panels it serves
+ATTENTION_VMAX_PERCENTILE = 99.5  # colour scale of attention maps: 0 up to this percentile of all panels
+SENSITIVITY_RANGE = 1e-3  # log colour scale of sensitivity maps: from this fraction of the maximum up
 
 
 def pca_rgb(features) -> np.ndarray:
@@ -60,26 +67,93 @@ def token_attention_maps(attention, *, image: np.ndarray | None = None, ncols: i
                          max_tokens: int = 16) -> Figure:
     """Where each learnable token looks: one panel per token, its attention over the H×W positions.
 
+    Drawn relative to uniform attention (weight × H·W: 1 = the token looks everywhere equally, 4 = four
+    times its uniform share), on one colour scale for all panels (see :func:`token_attention_comparison`).
+
     Args:
-        attention: ``(T, H, W)`` attention weights of ``T`` learnable tokens over the feature grid
-            (average over heads before calling if you have ``(heads, T, H, W)``).
-        image: optional ``(h, w, 3)`` display image drawn underneath (stretched to the grid extent).
-        ncols: panels per row.
+        attention: ``(T, H, W)`` attention weights of ``T`` learnable tokens over the feature grid (each map
+            sums to 1; average over heads before calling if you have ``(heads, T, H, W)``).
+        image: optional ``(h, w, 3)`` display image, shown in the first panel.
+        ncols: token panels per row.
         max_tokens: draw at most this many tokens.
     """
-    att = to_numpy(attention)
+    att = _attention_array(attention)[:max_tokens]
+    return token_attention_comparison({"": att}, image=image, ncols=ncols)
+
+
+def token_attention_comparison(rows: Mapping[str, object], *, image: np.ndarray | None = None,
+                               ncols: int = 8, max_tokens: int | None = None) -> Figure:
+    """Token attention maps of several blocks (e.g. trained vs untrained), one colour scale for all of them.
+
+    Args:
+        rows: ``{label: (T, H, W) attention}``; each label starts a row of panels (wrapping after ``ncols``).
+        image: optional ``(h, w, 3)`` display image shown at the start of every row.
+        ncols: token panels per row.
+        max_tokens: draw at most this many tokens per block (default all).
+
+    Returns:
+        The figure; every panel is ``weight × H·W`` (1 = uniform) on the same colour scale, from 0 to the
+        :data:`ATTENTION_VMAX_PERCENTILE` percentile of all panels (at least 1), with a colour bar.
+    """
+    arrays = {label: _attention_array(a)[:max_tokens] for label, a in rows.items()}
+    relative = {label: a * a.shape[1] * a.shape[2] for label, a in arrays.items()}  # (T, H, W), 1 = uniform
+    values = np.concatenate([r.ravel() for r in relative.values()])
+    vmax = max(float(np.percentile(values, ATTENTION_VMAX_PERCENTILE)), 1.0)  # a few peaks would flatten the rest
+    lead = 1 if image is not None else 0
+    layout = [(label, chunk) for label, r in relative.items()
+              for chunk in (range(k, min(k + ncols, len(r))) for k in range(0, len(r), ncols))]
+    width = lead + min(ncols, max(len(r) for r in relative.values()))
+    fig, axes = plt.subplots(len(layout), width, figsize=(TOKEN_PANEL_INCHES * width + 0.8,
+                                                          (TOKEN_PANEL_INCHES + 0.3) * len(layout)),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for row, (label, tokens) in enumerate(layout):
+        if image is not None:
+            axes[row, 0].imshow(image)
+            axes[row, 0].set_title(label or "input", fontsize=8, loc="left")
+        for col, k in enumerate(tokens, start=lead):
+            shown = axes[row, col].imshow(relative[label][k], cmap=ATTENTION_CMAP, vmin=0, vmax=vmax,
+                                          interpolation="nearest")
+            axes[row, col].set_title(f"token {k}", fontsize=7)
+    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, shrink=COLORBAR_SHRINK,
+                 label=f"attention ÷ uniform (1 = uniform; top {100 - ATTENTION_VMAX_PERCENTILE:g} % clipped)")
+    return fig
+
+
+def sensitivity_maps(maps: Mapping[str, object], position: tuple[int, int], *,
+                     image: np.ndarray | None = None) -> Figure:
+    """Where each branch's output at one position gets its input from: one panel per branch, a log scale.
+
+    Args:
+        maps: ``{label: (H, W) map}``, e.g. from :func:`omniad_lite.viz.attention.branch_sensitivity`
+            (each sums to 1: the share of the output's sensitivity coming from each input position).
+        position: ``(row, col)`` of the output position, marked with a cross.
+        image: optional ``(h, w, 3)`` display image shown first (stretched to the grid).
+    """
+    arrays = {label: to_numpy(m).astype(np.float64) for label, m in maps.items()}
+    vmax = max(float(a.max()) for a in arrays.values())
+    norm = LogNorm(vmin=vmax * SENSITIVITY_RANGE, vmax=vmax)  # zero (no influence) is drawn as the minimum
+    panels = len(arrays) + (image is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(PANEL_INCHES * 1.3 * panels + 0.8, PANEL_INCHES * 1.4),
+                             squeeze=False)
+    axes = axes[0]
+    if image is not None:
+        h, w = next(iter(arrays.values())).shape
+        axes[0].imshow(image, extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        axes[0].set_title("input", fontsize=9)
+    for ax, (label, a) in zip(axes[int(image is not None):], arrays.items()):
+        shown = ax.imshow(np.clip(a, norm.vmin, None), cmap=ATTENTION_CMAP, norm=norm, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+    for ax in axes:
+        ax.plot(position[1], position[0], marker="+", color="red", markersize=12, mew=2)
+        ax.set_axis_off()
+    fig.colorbar(shown, ax=list(axes), fraction=0.03, pad=0.02, label="share of the sensitivity (log)")
+    return fig
+
+
+def _attention_array(attention) -> np.ndarray:
+    att = to_numpy(attention).astype(np.float64)
     if att.ndim != 3:
         raise ValueError(f"attention must be (tokens, H, W), got shape {att.shape}")
-    n = min(len(att), max_tokens)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(1.4 * min(n, ncols), 1.5 * nrows), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        ax.set_axis_off()
-        if k >= n:
-            continue
-        h, w = att[k].shape
-        if image is not None:
-            ax.imshow(image, extent=(0, w, h, 0))
-        ax.imshow(att[k], cmap="viridis", alpha=0.6 if image is not None else 1.0, extent=(0, w, h, 0))
-        ax.set_title(f"token {k}", fontsize=7)
-    return fig
+    return att

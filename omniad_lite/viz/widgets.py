@@ -22,6 +22,7 @@ from .overlays import heatmap_gallery, overlay, to_numpy
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
 THRESHOLD_STEPS = 100  # slider resolution between the maps' min and max
 FALLBACK_DPI = 72  # resolution of the static PNG stored next to the widget
+STATIC_NOTE = "[interactive explorer: run this cell in JupyterLab; its static view follows]"
 
 
 @dataclass
@@ -176,11 +177,16 @@ def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool
 
 
 def add_png_fallback(widget, fig: Figure) -> None:
-    """Put a PNG of ``fig`` into ``widget``'s display bundle, next to the widget view, then close ``fig``.
+    """Give ``widget`` a static picture of ``fig`` for viewers that cannot run widgets, then close ``fig``.
 
-    JupyterLab renders the widget; viewers that cannot (GitHub, nbviewer without widget state, an
-    untrusted notebook) pick the PNG instead of printing ``VBox(...)``. ipywidgets 7 (Colab's) displays
-    through ``_ipython_display_`` and has no bundle to extend: the widget is left as it is.
+    Interactive (JupyterLab with a kernel): the display bundle holds the widget view and the PNG, so a
+    saved notebook still shows the picture where widgets do not render (GitHub, an untrusted notebook).
+    Batch-executed (papermill, nbconvert, nbval; see :func:`omniad_lite.progress.interactive_frontend`):
+    two outputs, the widget (its state saved by the runner) with a one-line note as its text, then the PNG
+    as an output of its own — nbconvert's HTML picks the widget view over any PNG in the same bundle, so
+    only a separate image shows there without JavaScript.
+    ipywidgets 7 (Colab's) displays through ``_ipython_display_`` and has no bundle to extend: the widget is
+    left as it is.
     """
     widget_bundle = getattr(widget, "_repr_mimebundle_", None)
     if widget_bundle is None:
@@ -189,13 +195,26 @@ def add_png_fallback(widget, fig: Figure) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=FALLBACK_DPI, bbox_inches="tight")
     plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    png = buf.getvalue()
 
     def bundle(**kwargs):
         data = widget_bundle(**kwargs) or {"text/plain": repr(widget)}
-        return {**data, "image/png": png}
+        return {**data, "image/png": base64.b64encode(png).decode("ascii")}
+
+    def ipython_display():
+        from IPython.display import Image, display
+
+        from ..progress import interactive_frontend
+
+        if interactive_frontend():
+            display(bundle(), raw=True)
+            return
+        view = {k: v for k, v in (widget_bundle() or {}).items() if k != "image/png"}
+        display({**view, "text/plain": STATIC_NOTE}, raw=True)
+        display(Image(data=png, format="png"))
 
     widget._repr_mimebundle_ = bundle
+    widget._ipython_display_ = ipython_display
 
 
 def display_figure(fig: Figure) -> None:
@@ -231,9 +250,11 @@ class LiveLossPlot:
 
         from .curves import loss_curve
 
+        from ..progress import interactive_frontend
+
         now = time.monotonic()
-        if step is not None and now - self._last < self.every_s:
-            return
+        if step is not None and (now - self._last < self.every_s or not interactive_frontend()):
+            return  # nobody watches a batch run: only the final call draws
         self._last = now
         if not widgets_available() or not self.history.is_file():
             return

@@ -1,0 +1,74 @@
+"""A bad notebook parameter stops the notebook in its check cell with one short line that names it.
+
+Papermill only logs a warning for a parameter the notebook does not define (``-p epoch 5``) and would run
+with the defaults; every numbered notebook calls ``check_injected_parameters()`` right after its
+parameters so the mistake is an error naming the valid parameters (closest match suggested).
+"""
+from __future__ import annotations
+
+import ast
+
+import nbformat
+import pytest
+
+import notebook_checks as checks
+
+NOTEBOOKS = checks.committed_notebooks()
+
+
+def _parameters_cell_index(nb) -> int:
+    return next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+
+
+def _authored(path):
+    """The notebook as authored: built from ``notebooks/cells/NN_*.py`` when that source exists."""
+    source = checks.NOTEBOOKS / "cells" / f"{path.stem}.py"
+    if not source.is_file():
+        return checks.read(path)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_notebooks", checks.NOTEBOOKS / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = build._cells(source.read_text())
+    return nb
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_checks_its_injected_parameters_first(path):
+    nb = _authored(path)
+    start = _parameters_cell_index(nb)
+    after = next(c for c in nb.cells[start + 1:] if c.cell_type == "code" and
+                 "injected-parameters" not in c.metadata.get("tags", []))
+    calls = [n.func.id for n in ast.walk(ast.parse(after.source))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert "check_injected_parameters" in calls, (
+        f"{path.name}: the first code cell after the parameters must call check_injected_parameters()")
+    if "experiment_from_params" in calls:  # before the parameters are used
+        assert calls.index("check_injected_parameters") < calls.index("experiment_from_params")
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize("name, params, message", [
+    ("03_training", {"epoch": 5}, "'epoch' is not a parameter of this notebook (did you mean 'epochs'?)"),
+    ("00_quickstart", {"data_root": "no/such/folder"},
+     "parameter data_root='no/such/folder': no such folder; set data_root to an existing folder"),
+])
+def test_bad_parameter_fails_in_the_check_cell_with_one_line(tmp_path, name, params, message):
+    pm = pytest.importorskip("papermill")
+    nb = checks.read(checks.NOTEBOOKS / f"{name}.ipynb")
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(checks.NOTEBOOKS / f"{name}.ipynb", tmp_path / "out.ipynb", cwd=str(tmp_path),
+                            progress_bar=False, parameters={"output_dir": str(tmp_path / "out"), **params})
+    e = err.value
+    assert e.ename == "NotebookParameterError" and message in e.evalue
+    assert e.traceback == [f"NotebookParameterError: {e.evalue}"]  # no traceback, just the message
+    assert message in "\n".join(str(e).splitlines()[:4])  # papermill's error starts with it
+    assert "--data-root" not in str(e)
+    # the cell that failed is the check right after the parameters and papermill's injected cell
+    code_cells_before = sum(1 for c in nb.cells[:_parameters_cell_index(nb) + 1] if c.cell_type == "code")
+    assert e.exec_count == code_cells_before + 2
+    if "epoch" in params:
+        assert "Its parameters: preset, data_root, classes, epochs" in e.evalue
