@@ -66,7 +66,9 @@ def runtime_cell(params: set[str], estimate: bool) -> str:
              + (",\n# the paper recipe's wall time here (from a short measured warm-up)" if estimate else "")
              + (", and on Colab Google Drive\n# for runs and caches" if "drive" in params else "")
              + (" and the dataset archive" if "data_archive" in params else "") + ".",
-             "from omniad_lite import colab", ""]
+             "from omniad_lite import colab",
+             "from omniad_lite.notebook_params import check_injected_parameters", "",
+             "check_injected_parameters()  # a misspelt papermill parameter stops here, before any work"]
     if "drive" in params:
         lines += ["if drive:  # runs and caches on Google Drive: after a disconnect, run all again to resume",
                   "    output_dir = colab.use_drive(output_dir, drive_folder)"]

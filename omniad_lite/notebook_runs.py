@@ -119,7 +119,7 @@ def config_table(cfg: ExperimentConfig) -> pd.DataFrame:
         "learnable tokens (query / key-value)": f"{m.num_query_tokens} / {m.num_kv_tokens}",
         "FFN": m.ffn,
         "schedule": f"{schedule}, batch {t.batch_size}, lr {t.lr:g}",
-        "device, AMP": f"{t.device}, {t.amp}",
+        "device, precision": f"{t.device}, {t.precision}",
         "teacher-feature cache": str(t.cache_teacher_features),
     }
     return pd.DataFrame({"value": rows}).rename_axis("setting")

@@ -105,3 +105,6 @@ def tqdm(*args, **kwargs):
 
         return notebook_tqdm(*args, **kwargs)
     return std_tqdm(*args, **kwargs)
+
+
+tqdm.write = std_tqdm.write  # ``tqdm.write(line)``: print without breaking an open bar, as with tqdm itself

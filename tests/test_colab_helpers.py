@@ -189,7 +189,7 @@ def test_rendered_notebooks_install_from_the_repository_and_start_with_the_runti
 
     builder = load_builder()
     sources = sorted((ROOT / "notebooks" / "cells").glob("[0-9][0-9]_*.py"))
-    assert len(sources) == 6
+    assert len(sources) == 7  # 00 … 06
     for source in sources:
         nb = nbformat.read(builder.build(source, tmp_path), as_version=4)
         text = nbformat.writes(nb)

@@ -1,6 +1,8 @@
 """``train(..., resume="auto")``: continue the same run, start fresh where nothing was trained, refuse the rest."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -31,7 +33,7 @@ def test_auto_refuses_a_checkpoint_of_another_config(tiny_root, tmp_path):
     other = cfg.with_overrides({"train.lr": 0.01})
     with pytest.raises(ValueError, match=r"another config \(differs in train.lr\).*resume=False"):
         train(other, tmp_path / "run", resume="auto", progress=False)
-    assert (tmp_path / "run" / RunDir.STATE).is_file()  # nothing deleted
+    assert RunDir(tmp_path / "run").checkpoint_steps() == [2]  # nothing deleted
 
 
 def test_auto_replaces_only_what_holds_no_training(tiny_root, tmp_path):
@@ -45,8 +47,8 @@ def test_auto_replaces_only_what_holds_no_training(tiny_root, tmp_path):
 
     weights_only = RunDir(tmp_path / "weights_only")
     train(cfg, weights_only.path, progress=False)
-    (weights_only / RunDir.STATE).unlink()
-    with pytest.raises(FileExistsError, match="no train_state.pt to resume from"):
+    shutil.rmtree(weights_only / RunDir.CHECKPOINTS)  # the model stays (a hard link or a copy)
+    with pytest.raises(FileExistsError, match="no checkpoint to resume from"):
         train(cfg, weights_only.path, resume="auto", progress=False)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 
@@ -86,8 +87,10 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
     identity = 2.0  # GlobalBranch returns attention terms + m + x, with m = upsampled tokens + x
     branches = {"global branch": lambda t: block.global_branch(t) - identity * t,
                 "local branch": block.local_branch}
-    norms = [m for m in block.local_branch.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
-    handles = [m.register_forward_hook(_frozen_statistics) for m in norms]
+    from ..model import omni_block
+
+    fused = omni_block.instance_norm_silu
+    omni_block.instance_norm_silu = _frozen_norm_silu  # the local branch looks it up at call time
     maps = {}
     try:
         for name, branch in branches.items():
@@ -97,13 +100,11 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
             grad = inp.grad[0].abs().sum(dim=-1)  # (H, W)
             maps[name] = grad / grad.sum()
     finally:
-        for handle in handles:
-            handle.remove()
+        omni_block.instance_norm_silu = fused
     return maps
 
 
-def _frozen_statistics(module, args, output):
-    """Forward hook: the same instance normalisation, with its mean and variance detached from the graph."""
-    x = args[0]  # (B, C, H, W)
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)
-    return (x - mean.detach()) * torch.rsqrt(var.detach() + module.eps)
+def _frozen_norm_silu(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The local branch's instance norm + SiLU on ``(B, H, W, C)``, its mean and variance detached."""
+    var, mean = torch.var_mean(x, dim=(1, 2), keepdim=True, unbiased=False)  # (B, 1, 1, C)
+    return F.silu((x - mean.detach()) * torch.rsqrt(var.detach() + eps))
