@@ -3,7 +3,7 @@
 :func:`runtime_report` prints the device (GPU name, memory, CUDA and torch versions), or on a CPU runtime one
 line saying how to switch Colab to a GPU and what staying on the CPU costs. With a preset it also runs a
 short **measured warm-up** of the real training step of that preset (random-init teacher: same speed, nothing
-to download) on the device, with the preset's batch, AMP and teacher-cache settings as they resolve there, and
+to download) on the device, with the preset's batch, precision and teacher-cache settings as they resolve there, and
 estimates the recipe's training time as ``train images × epochs / images per second`` (evaluation excluded).
 On a GPU it reports the warm-up's peak memory, so a user sees whether the recipe fits before training.
 """
