@@ -27,6 +27,7 @@ def test_paper_presets_follow_the_released_recipe():
         assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed) == (epochs, 16, 1e-3, 42)
         assert (cfg.train.weight_decay, cfg.train.grad_clip, cfg.train.lr_drop_at) == (1e-4, 5.0, 0.8)
         assert cfg.train.precision == "fp32"  # the released trainer runs fp32 (docs/method.md)
+        assert cfg.data.val_fraction == 0  # every normal training image is trained on, as released
     assert presets.get("paper-realiad").data.options["views"] == [1, 2, 3, 4, 5]
 
 
