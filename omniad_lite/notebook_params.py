@@ -59,10 +59,7 @@ def experiment_from_params(preset: str, overrides: Sequence[str] | dict[str, Any
         NotebookParameterError: (a ``ValueError``) unknown preset or parameter name, a value of the wrong
             type, a ``data_root`` that is not a folder; the message names the notebook parameter.
     """
-    if not isinstance(preset, str) or preset not in presets.names():
-        raise NotebookParameterError(f"parameter preset={preset!r}: unknown preset {preset!r}"
-                                     f"{_did_you_mean(str(preset), presets.names())}; "
-                                     f"presets: {', '.join(presets.names())}")
+    check_preset(preset)
     unknown = sorted(set(params) - set(PARAM_KEYS))
     if unknown:
         raise NotebookParameterError(f"unknown notebook parameter(s) {unknown}; known: {sorted(PARAM_KEYS)}")
@@ -89,6 +86,15 @@ def experiment_from_params(preset: str, overrides: Sequence[str] | dict[str, Any
         return cfg.with_overrides(overrides if isinstance(overrides, dict) else list(overrides))
     except ValueError as e:
         raise NotebookParameterError(f"parameter overrides: {e}") from None
+
+
+def check_preset(preset: Any) -> str:
+    """``preset`` if it names a preset, else :class:`NotebookParameterError` with the closest name."""
+    if not isinstance(preset, str) or preset not in presets.names():
+        raise NotebookParameterError(f"parameter preset={preset!r}: unknown preset {preset!r}"
+                                     f"{_did_you_mean(str(preset), presets.names())}; "
+                                     f"presets: {', '.join(presets.names())}")
+    return preset
 
 
 def check_param(name: str, value: Any, kind: type | tuple[type, ...], *, positive: bool = False) -> Any:

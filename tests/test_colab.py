@@ -14,7 +14,7 @@ What stands in for what:
   working folder (Colab's ``/content``) and the mount; only the Drive's content survives.
 
 The notebooks are rendered afresh from ``notebooks/cells`` (what ``build_notebooks.py`` writes and Colab
-opens from GitHub) and chained only through run-directory paths: 00 → 02, 03 → 04, 03's copy → 05.
+opens from GitHub) and chained only through run-directory paths: 00 → 02, 03 → 04; 05 and 06 run alone.
 """
 from __future__ import annotations
 
@@ -247,6 +247,13 @@ def test_05_runs_alone(fake_colab):
     assert runs["base"]["steps"] == runs["resampled"]["steps"] == 2 and runs["kNN"]["steps"] == 0
 
 
+def test_06_runs_alone_with_its_onnx_export(fake_colab):
+    """06 from the wheel alone: a folder without masks → run → threshold → ONNX (the colab extra has onnx)."""
+    res = results(fake_colab.run("06_your_own_images", "06", iterations=3, gallery_size=2, fpr=0.1,
+                                 output_dir="out"))
+    assert res["steps"] == 3 and res["format"] == "folder" and res["onnx_same_decisions"]
+
+
 def test_03_on_drive_resumes_after_a_disconnect(fake_colab):
     drive_folder = fake_colab.drive / "MyDrive" / "omniad_lite"
     params = dict(classes=["brick"], epochs=None, iterations=ITERATIONS, overrides=["train.checkpoint_every=2"],
@@ -283,7 +290,7 @@ def test_03_on_drive_resumes_after_a_disconnect(fake_colab):
 def test_every_kernel_used_the_wheel(fake_colab):
     """Runs last: each kernel recorded, at exit, which interpreter and which omniad_lite it used."""
     kernels = [e for e in fake_colab.log_entries() if "kernel" in e]
-    assert len(kernels) >= 7  # 00, 01, 02, 03, 04, 05, resume
+    assert len(kernels) >= 8  # 00, 01, 02, 03, 04, 05, 06, resume
     for entry in kernels:
         assert Path(entry["kernel"]).parent == fake_colab.python.parent, entry
         assert entry["omniad_lite"] and Path(entry["omniad_lite"]).is_relative_to(fake_colab.site), entry

@@ -47,6 +47,20 @@ def test_warm_up_measures_and_estimates(tiny_root, tmp_path, capsys):
     assert len(report.lines()) == 1 and "Change runtime type" in line and "tiny recipe takes ≈" in line
 
 
+@pytest.mark.parametrize("params, message", [
+    ({"preset": "paper-mvtc"}, "parameter preset='paper-mvtc': unknown preset 'paper-mvtc' (did you mean 'paper-mvtec'?)"),
+    ({"device": "gpu"}, "parameter device='gpu': "),
+    ({"preset": "paper-mvtec", "data_root": "no/such/folder"}, "parameter data_root='no/such/folder': no such folder"),
+])
+def test_runtime_cell_names_a_bad_parameter_in_one_line(params, message):
+    """The generated runtime cell runs before the notebook's check cell: it must fail the same way."""
+    from omniad_lite.notebook_params import NotebookParameterError
+
+    with pytest.raises(NotebookParameterError) as info:
+        colab.runtime_report(**{"device": "cpu", **params}, show=False)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
 def test_runtime_report_without_preset_does_no_warm_up(capsys):
     report = colab.runtime_report("cpu")
     assert report.images_per_s is None and report.estimate_s is None
@@ -165,23 +179,9 @@ def test_dataset_from_archive_names_the_expected_file(tmp_path):
         colab.dataset_from_archive(tmp_path / "x.tar", "paper-mvtek")
 
 
-# -- notebooks: lookup and rendering ------------------------------------------------------------------------
-def test_notebook_file_local_then_downloaded(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+# -- repository URL and notebook rendering ------------------------------------------------------------------------
+def test_repository_url_comes_from_pyproject():
     assert project.repository_url() == REPOSITORY
-    raw = REPOSITORY.replace("https://github.com/", "https://raw.githubusercontent.com/")
-    assert project.raw_url("notebooks/03_training.ipynb") == raw + "/main/notebooks/03_training.ipynb"
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "03_training.ipynb").write_text("{}")
-    assert colab.notebook_file("03_training.ipynb") == Path("notebooks/03_training.ipynb")
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    monkeypatch.chdir(alone)
-    got = colab.notebook_file("03_training.ipynb", base_url=(tmp_path).as_uri())
-    assert got == Path("03_training.ipynb") and got.read_text() == "{}"
-    with pytest.raises(FileNotFoundError, match="could not be downloaded"):
-        colab.notebook_file("04_evaluation.ipynb", base_url=(tmp_path / "nowhere").as_uri())
-    assert not Path("04_evaluation.ipynb").exists()
 
 
 def test_rendered_notebooks_install_from_the_repository_and_start_with_the_runtime_cell(tmp_path):

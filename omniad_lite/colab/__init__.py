@@ -6,8 +6,7 @@
   runtime disconnect running the notebook again resumes the run (``train(..., resume="auto")``).
 - :func:`dataset_from_archive` (:mod:`.data`): the official MVTec-AD / VisA archive (e.g. on Drive) →
   extracted once to local disk and checked → ``data_root``.
-- :func:`notebook_file`, :func:`repository_url` (:mod:`.project`): another tutorial notebook, locally or from
-  the repository named in ``pyproject.toml``.
+- :func:`repository_url` (:mod:`.project`): the repository named in ``pyproject.toml``.
 
 Nothing here imports ``google.colab`` at import time: every function also runs outside Colab (tests fake it).
 """
@@ -15,8 +14,8 @@ from __future__ import annotations
 
 from .data import dataset_from_archive, local_data_dir
 from .drive import DRIVE_FOLDER, on_colab, use_drive
-from .project import notebook_file, repository_url
+from .project import repository_url
 from .runtime import RuntimeReport, runtime_report
 
-__all__ = ["DRIVE_FOLDER", "RuntimeReport", "dataset_from_archive", "local_data_dir", "notebook_file", "on_colab",
-           "repository_url", "runtime_report", "use_drive"]
+__all__ = ["DRIVE_FOLDER", "RuntimeReport", "dataset_from_archive", "local_data_dir", "on_colab", "repository_url",
+           "runtime_report", "use_drive"]

@@ -98,7 +98,7 @@ def runtime_report(device: str = "auto", preset: str | None = None, *, data_root
         data_root: the dataset root, to count its train images (default: the paper dataset's known count).
         show: print the report.
     """
-    dev = resolve_device(device)
+    dev = _checked_parameters(device, preset, data_root)
     report = _describe(dev)
     if preset is not None:
         name = preset if preset.startswith("paper-") else DEFAULT_PAPER_PRESET
@@ -109,6 +109,21 @@ def runtime_report(device: str = "auto", preset: str | None = None, *, data_root
     if show:
         print(report)
     return report
+
+
+def _checked_parameters(device, preset: str | None, data_root) -> torch.device:
+    """The notebook's ``device``, ``preset`` and ``data_root`` checked before any work (one-line
+    :class:`~omniad_lite.notebook_params.NotebookParameterError` naming the parameter); the device."""
+    from ..notebook_params import NotebookParameterError, check_folder, check_preset
+
+    if preset is not None:
+        check_preset(preset)
+    if data_root is not None:
+        check_folder("data_root", data_root)
+    try:
+        return resolve_device(device)
+    except (ValueError, RuntimeError, AssertionError) as e:
+        raise NotebookParameterError(f"parameter device={device!r}: {e}") from None
 
 
 def _describe(dev: torch.device) -> RuntimeReport:
