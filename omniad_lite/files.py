@@ -185,12 +185,12 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 
 
 def no_space_message(folder: Path, needed: int, what: str, hint: str) -> str:
-    """``no space left on <folder> for <what> (needs N MB, M MB free); <hint>``."""
+    """``no space left on <folder> for <what> (needs N MiB, M MiB free); <hint>``."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         free = 0
-    return (f"no space left on {folder} for {what} (needs {needed / MB:.1f} MB, {free / MB:.1f} MB free); "
+    return (f"no space left on {folder} for {what} (needs {needed / MB:.1f} MiB, {free / MB:.1f} MiB free); "
             f"{hint}")
 
 

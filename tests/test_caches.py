@@ -103,7 +103,7 @@ def test_image_cache_full_disk_is_one_line_and_keeps_the_good_cache(tiny_root, t
     for ensure in checks:
         monkeypatch.setattr("omniad_lite.data.cache.ensure_free", ensure)
         with pytest.raises(NoSpaceError, match=r"^no space left on .*images.* for the image cache \(needs "
-                                               r"[\d.]+ MB, [\d.]+ MB free\); free space"):
+                                               r"[\d.]+ MiB, [\d.]+ MiB free\); free space"):
             ImageCache(samples, 256, disk, progress=False)
     leftovers = [p for p in disk.rglob("*") if files.is_temp(p.name)]
     assert not leftovers
@@ -167,7 +167,7 @@ def test_teacher_cache_full_disk_is_one_line(tiny_model, tiny_root, tmp_path, sm
         with open(disk / "filler", "wb") as f:
             f.write(b"\0" * (shutil.disk_usage(disk).free - 100 * 1024))
     with pytest.raises(NoSpaceError, match=r"^no space left on .*teacher.* for the teacher-feature cache "
-                                           r"\(needs [\d.]+ MB, [\d.]+ MB free\)"):
+                                           r"\(needs [\d.]+ MiB, [\d.]+ MiB free\)"):
         _teacher(tiny_model, tiny_root, tmp_path, disk)
     assert not (disk / "teacher" / "k").exists() and not list((disk / "teacher").iterdir())
 

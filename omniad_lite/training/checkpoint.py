@@ -1,7 +1,7 @@
 """One atomic checkpoint: the weights and the training state of a step become visible together, or not at all.
 
 A checkpoint is a folder ``checkpoints/step-NNNNNNNN/`` (names: :class:`~omniad_lite.run.RunDir`) holding
-``model.safetensors`` (weights; the step in its metadata), ``train_state.pt`` (optimiser, lr scheduler, AMP
+``model.safetensors`` (weights; the step in its metadata), ``train_state.pt`` (optimiser, lr scheduler, fp16
 scaler, RNG states of every process, step, periodic evaluations, running-loss window; tensors and plain
 values only, so it loads with ``torch.load(weights_only=True)``) and ``manifest.json`` (size and SHA-256 of
 both, written last). Saving:
@@ -104,7 +104,7 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
         if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or \
                 shutil.disk_usage(final.parent).free < needed:
             raise NoSpaceError(f"no space left on {final.parent} for the checkpoint of step {step} (needs "
-                               f"{needed / 2**20:.1f} MB); {no_space_hint}") from None
+                               f"{needed / 2**20:.1f} MiB); {no_space_hint}") from None
         raise RuntimeError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
                            f"{_kept(run)}: fix the cause, then --resume") from None
     except BaseException:  # KeyboardInterrupt: no half-written folder either
