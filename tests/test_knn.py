@@ -20,6 +20,7 @@ from omniad_lite.baselines.fit import fit_knn, split_overrides, train_knn
 from omniad_lite.baselines.knn import KnnConfig, PatchKNN, nearest_neighbours, patch_embeddings, reweighted_scores
 from omniad_lite.cli import main
 from omniad_lite.data import Preprocess
+from omniad_lite.data.factory import samples_from_config
 from omniad_lite.run import RunDir, load_run
 
 
@@ -155,14 +156,15 @@ def test_cli_train_method_knn_writes_a_loadable_run(tiny_cfg, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_knn_on_the_demo_data_reaches_a_sensible_auroc_within_its_memory_bound(tmp_path):
-    """Default settings, all five demo classes, one memory bank, the preset's seed 42: mean image / pixel AUROC
-    93.1 / 94.0 when measured (seeds 0, 1, 2: 87.9–91.9 / 88.7–91.8, so the bound leaves room for the seed)."""
+    """Default settings, all five demo classes, one memory bank: mean image / pixel AUROC 87.3–88.0 /
+    90.5–91.6 measured with seeds 0 and 1 (the full demo sweep in the README), so 85 leaves room for the seed."""
     cfg = presets.get("demo")
     result = train_knn(cfg, tmp_path / "knn", progress=False)
     mean = result.evaluation.mean
     assert mean["image_auroc"] >= 85.0 and mean["pixel_auroc"] >= 85.0, mean
     rows, _ = load_run(tmp_path / "knn").model.memory_bank.shape
-    assert rows == coreset_target(180 * 16 * 16, KnnConfig().coreset_ratio, KnnConfig().coreset_size)
+    train_images = len(samples_from_config(cfg.data, "train"))  # the demo's 180 minus the held-out normals
+    assert rows == coreset_target(train_images * 16 * 16, KnnConfig().coreset_ratio, KnnConfig().coreset_size)
     # a tight bound: the memory bank and the fitting buffer never exceed their settings
     small = fit_knn(cfg.with_overrides({"data.classes": ["brick"]}),
                     KnnConfig(coreset_size=64, max_candidates=2048), progress=False)
