@@ -73,7 +73,7 @@ class LineTqdm(std_tqdm):
 
     For outputs that are stored rather than watched: a notebook executed by papermill keeps every redraw
     of an ordinary text bar as a separate output. The line is tqdm's own meter without the bar itself
-    (``train demo: 330/330 [00:45, 7.30it/s, loss=...]``), written to ``file`` (stdout by default, so a
+    (``train demo: 300/300 [00:45, 6.6it/s, loss=...]``), written to ``file`` (stdout by default, so a
     stored notebook shows no stderr).
     """
 

@@ -58,7 +58,8 @@ print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.mode
 # `omniad_lite.train` does everything: it builds the dataset (the demo one is written to the cache folder
 # the first time), the frozen teacher, neck and Omni-block decoder, runs the released recipe (AdamW,
 # lr drop after 80 %, gradient clipping, feature jitter) and evaluates the final model on the test split.
-# The run directory it writes holds `config.json`, `history.csv`, `model.safetensors` and `metrics.json`.
+# The run directory it writes holds `config.json`, `history.csv`, `model.safetensors`, `checkpoints/`,
+# `metrics.json` and `thresholds.json` (decision thresholds from held-out normal images).
 # With the defaults this is the full demo schedule (about a minute on a laptop CPU): the model below is
 # trained, not a smoke test.
 
@@ -139,4 +140,5 @@ print(f"wrote {output_dir / 'results.json'}")
 # - The per-class table uses the kit's exact metrics on the final model; `metrics.json` also records the
 #   released code's "best over training" numbers, labelled as such.
 # - Next: **01** looks at the data and the teacher's features, **02** opens the Omni-block, **03** is the
-#   full training notebook, **04** the evaluation, **05** the ablations.
+#   full training notebook, **04** the evaluation, **05** the ablations, **06** your own images (no masks,
+#   a decision per image, an ONNX export).

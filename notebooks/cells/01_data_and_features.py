@@ -37,7 +37,8 @@ omniad_lite.seed_everything(cfg.train.seed)
 # ## The datasets and their layouts
 # The kit reads MVTec-AD (`<class>/train/good`, `<class>/test/<defect>`, `<class>/ground_truth/<defect>`),
 # VisA (`split_csv/1cls.csv` + `Data/Images`, `Data/Masks`), Real-IAD (per-class JSON splits, five camera
-# views) and the ADer `meta.json` the released code uses. Each reader returns the same thing: a list of
+# views), the ADer `meta.json` the released code uses and a plain folder of your own photos (`good/`,
+# `bad/`, optional `masks/`; notebook 06). Each reader returns the same thing: a list of
 # `Sample(image_path, mask_path, cls_name, defect, label)`. With `data_root = None` we use the demo dataset:
 # five classes (three textures, two objects) cut from photographs that ship with scikit-image, with
 # synthetic scratches, stains and patches whose masks are pixel-exact.

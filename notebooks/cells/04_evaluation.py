@@ -181,4 +181,4 @@ print(f"wrote {output_dir / 'results.json'}")
 # - The published peers are class means on the full datasets; compare like with like (paper preset, real
 #   data, final model — `metrics.json` keeps the released "best over training" numbers separately).
 # - ROC/PRO curves and the best/worst galleries show *where* a model fails; the explorer lets you look
-#   image by image. Next: **05** sweeps model variants with notebook 03.
+#   image by image. Next: **05** sweeps model variants (`omniad_lite.sweep.run_sweep`).
