@@ -102,6 +102,16 @@ def remove(path: Path) -> None:
         pass
 
 
+def discard(folder: Path) -> None:
+    """Delete a folder so that no reader ever sees it half-deleted: renamed to a temporary name, then removed."""
+    aside = temp_path(folder)
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return
+    remove(aside)
+
+
 def remove_stale_temps(folder: str | Path, *, everyone: bool = False, legacy: bool = False) -> list[Path]:
     """Delete the temporary files/folders in ``folder`` whose writer has ended.
 

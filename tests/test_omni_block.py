@@ -85,18 +85,22 @@ def plain_local_branch(branch: LocalBranch, x):
     return F.silu(nn.InstanceNorm2d(y.shape[1] // 2)(branch.fuse(y))).permute(0, 2, 3, 1)
 
 
+def assert_same_forward_and_backward(module, reference, x: torch.Tensor) -> None:
+    """``module(x)`` equals ``reference(x)``, and so do the gradients of ``x`` and of every parameter."""
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got, want = module(x1), reference(x2)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, [x1, *module.parameters()], grad)
+    want_grads = torch.autograd.grad(want, [x2, *module.parameters()], grad)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_local_branch_matches_reference_forward_and_backward():
     torch.manual_seed(0)
     branch = LocalBranch(DIM)
-    x = torch.randn(2, 9, 7, DIM)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    got, want = branch(x1), plain_local_branch(branch, x2)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    grad = torch.randn_like(got)
-    got_grads = torch.autograd.grad(got, [x1, *branch.parameters()], grad)
-    want_grads = torch.autograd.grad(want, [x2, *branch.parameters()], grad)
-    for a, b in zip(got_grads, want_grads):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert_same_forward_and_backward(branch, lambda x: plain_local_branch(branch, x), torch.randn(2, 9, 7, DIM))
 
 
 def test_learned_ffn_is_registered_and_deterministic():
@@ -143,15 +147,7 @@ def test_global_branch_matches_reference(height, width):
     with torch.no_grad():
         for p in (g.query_tokens, g.kv_tokens, g.attn_a.score_bias, g.attn_b.score_bias):
             p.normal_()  # zero at init; randomise to exercise every term
-    x = torch.randn(2, height, width, DIM)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    got, want = g(x1), plain_global_branch(g, x2)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    grad = torch.randn_like(got)
-    got_grads = torch.autograd.grad(got, [x1, *g.parameters()], grad)
-    want_grads = torch.autograd.grad(want, [x2, *g.parameters()], grad)
-    for a, b in zip(got_grads, want_grads):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert_same_forward_and_backward(g, lambda x: plain_global_branch(g, x), torch.randn(2, height, width, DIM))
 
 
 def test_omni_block_shapes_and_param_count():

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..files import NoSpaceError, ensure_free, fsync_path, remove, set_default_mode, temp_path
+from ..files import NoSpaceError, discard, ensure_free, fsync_path, remove, set_default_mode, temp_path
 from ..integrity import verify_folder, write_manifest
 from ..run import RunDir
 
@@ -113,18 +113,8 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
     run.publish_model(final / RunDir.MODEL)
     for old in run.checkpoint_steps():
         if old < step:
-            _discard(run.checkpoint_dir(old))
+            discard(run.checkpoint_dir(old))
     return final
-
-
-def _discard(folder: Path) -> None:
-    """Delete a checkpoint folder: renamed to a temporary name first, so it never looks half-deleted."""
-    aside = temp_path(folder)
-    try:
-        folder.rename(aside)
-    except FileNotFoundError:
-        return
-    remove(aside)
 
 
 def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True) -> dict[str, Any] | None:
@@ -165,7 +155,7 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
             run.publish_model(folder / RunDir.MODEL)
             for bad in run.checkpoint_steps():
                 if bad > step:
-                    _discard(run.checkpoint_dir(bad))
+                    discard(run.checkpoint_dir(bad))
         return state
     if damaged:
         raise RuntimeError(f"cannot resume {run}: no usable checkpoint ({damaged[0]}); start the run again "

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from ..progress import tqdm
 
-from ..files import remove, remove_stale_temps, reserve, temp_path
+from ..files import discard, remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest
 
 CACHE_DTYPE = np.float16
@@ -151,7 +151,7 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
                 if manifest is not None:  # no manifest: written by an earlier version, not damage
                     print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
                           file=sys.stderr)
-                _discard(folder)
+                discard(folder)
         if not folder.exists():
             _build_disk(folder, names, encoder, dataset, device, batch_size=batch_size, autocast=autocast,
                         channels_last=channels_last, progress=progress)
@@ -166,16 +166,6 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
         raise RuntimeError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
                            f"{len(dataset)}; delete the folder to rebuild it")
     return TeacherFeatureCache(arrays)
-
-
-def _discard(folder: Path) -> None:
-    """Remove a cache folder: renamed away first, so no reader ever sees it half-deleted."""
-    aside = temp_path(folder)
-    try:
-        folder.rename(aside)
-    except FileNotFoundError:
-        return
-    remove(aside)
 
 
 @torch.no_grad()
