@@ -44,7 +44,8 @@ def test_warm_up_measures_and_estimates(tiny_root, tmp_path, capsys):
     assert report.teacher_cache == "memory"  # 120 tiny images are far below a quarter of the machine's RAM
     assert report.estimate_s == pytest.approx(120 * 10 / report.images_per_s)
     line = str(report)
-    assert len(report.lines()) == 1 and "Change runtime type" in line and "tiny recipe takes ≈" in line
+    assert len(report.lines()) == 3 and "Change runtime type" in line and "tiny recipe takes ≈" in line
+    assert max(len(row) for row in line.splitlines()) <= 100
 
 
 @pytest.mark.parametrize("params, message", [
@@ -74,7 +75,8 @@ def test_gpu_report_lines():
                                    peak_bytes=9 * 2**30, train_images=3629, epochs=1000)
     text = str(report)
     assert "GPU Tesla T4, 15.0 GiB, CUDA 12.4" in text and "peak 9.0 GiB of 15.0 GiB" in text
-    assert "≈ 27.8 h (3,629 images × 1000 epochs at 36.29 images/s" in text  # 3,629,000 / 36.29 / 3600
+    assert "estimated training time: ≈ 27.8 h\n  (3,629 images × 1000 epochs at 36.29 images/s" in text  # 3,629,000 / 36.29 / 3600
+    assert max(len(line) for line in text.splitlines()) <= 100  # fits a notebook output
 
 
 def test_paper_train_image_counts_come_from_the_data_root(tiny_root):

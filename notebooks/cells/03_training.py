@@ -95,7 +95,7 @@ display(Markdown(quality_note(run_dir)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")))
+print(", ".join(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))))
 
 # %%
 table = result.metrics

@@ -76,8 +76,8 @@ check_param("overwrite", overwrite, bool)
 output_dir = output_path(output_dir)
 plan = plan_sweep(base, variants, seeds, output_dir)
 budget = f"{iterations} steps" if iterations is not None else f"{base.train.epochs} epochs"
-print(f"{len(variants)} variants × {len(seeds)} seeds = {len(plan)} runs ({budget} per Omni-AD run, "
-      f"classes {base.data.classes or 'all'}) → {output_dir}")
+print(f"{len(variants)} variants × {len(seeds)} seeds = {len(plan)} runs, {budget} per Omni-AD run")
+print(f"classes {base.data.classes or 'all'} → {output_dir}")
 if len(seeds) < 2:
     print("note: with one seed no difference can be judged against the seed spread")
 

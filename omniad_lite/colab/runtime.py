@@ -58,18 +58,18 @@ class RuntimeReport:
         return self.train_images * self.epochs / self.images_per_s
 
     def lines(self) -> list[str]:
-        """The report as printed."""
+        """The report as printed, each line within 100 columns."""
         if self.device == "cpu":
-            out = [f"runtime: CPU only ({self.name}), torch {self.torch} — no GPU; {COLAB_GPU_HINT}."
-                   + (f" Staying on this CPU, the {self.preset} recipe takes {_recipe(self)}." if self.estimate_s
-                      else "")]
+            out = [f"runtime: CPU only ({self.name}), torch {self.torch} — no GPU.", f"{COLAB_GPU_HINT}."]
+            if self.estimate_s:
+                out += [f"staying on this CPU, the {self.preset} recipe takes {_recipe(self)}"]
         else:
             out = [f"runtime: GPU {self.name}, {self.memory_bytes / GIB:.1f} GiB, CUDA {self.cuda}, torch {self.torch}"]
             if self.preset and self.error is None:
                 cache = f" ({self.cache_bytes / GIB:.2f} GiB, computed)" if self.cache_bytes else ""
-                out.append(f"{self.preset} here: batch {self.batch_size}, precision {self.precision}, teacher-feature cache "
-                           f"{self.teacher_cache}{cache}; warm-up peak {self.peak_bytes / GIB:.1f} GiB of "
-                           f"{self.memory_bytes / GIB:.1f} GiB")
+                out += [f"{self.preset} here: batch {self.batch_size}, precision {self.precision}, teacher-feature "
+                        f"cache {self.teacher_cache}{cache}",
+                        f"warm-up peak {self.peak_bytes / GIB:.1f} GiB of {self.memory_bytes / GIB:.1f} GiB"]
                 if self.estimate_s:
                     out.append(f"estimated training time: {_recipe(self)}")
         if self.error:
@@ -83,8 +83,8 @@ class RuntimeReport:
 def _recipe(r: RuntimeReport) -> str:
     hours = r.estimate_s / 3600
     when = f"{hours / 24:,.0f} days" if hours >= HOURS_AS_DAYS else f"{hours:,.1f} h"
-    return (f"≈ {when} ({r.train_images:,} images × {r.epochs} epochs at {r.images_per_s:.2f} images/s, "
-            f"measured in a {r.batch_size}-image-batch warm-up; evaluation not included)")
+    return (f"≈ {when}\n  ({r.train_images:,} images × {r.epochs} epochs at {r.images_per_s:.2f} images/s, "
+            f"warm-up batch {r.batch_size}; evaluation excluded)")
 
 
 def runtime_report(device: str = "auto", preset: str | None = None, *, data_root: str | None = None,

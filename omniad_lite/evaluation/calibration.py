@@ -11,7 +11,7 @@ images, and its normal scores come from the test split's normal images, marked a
 """
 from __future__ import annotations
 
-import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -72,8 +72,8 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
             normal[c] = (list(g["score"]), list(g["path"]))
     thresholds = Thresholds(build_thresholds(dict(normal), test, method=method, fpr=fpr, normal_source=source))
     note = threshold_note(thresholds)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    if note:  # on stdout, wrapped: a note for the reader of a notebook or a terminal, not an error
+        print(textwrap.fill(f"note: {note}", width=100, subsequent_indent="  "))
     return thresholds
 
 
@@ -82,9 +82,8 @@ def threshold_note(thresholds: Thresholds) -> str | None:
     warned = [c for c in thresholds.classes if thresholds.entry(c)["warning"]]
     if not warned:
         return None
-    few = {c: thresholds.entry(c)["n_normal"] for c in warned}
-    return (f"thresholds of {len(warned)} class(es) carry a warning in thresholds.json ({few} normal images "
-            f"each); e.g. {warned[0]}: {thresholds.entry(warned[0])['warning']}")
+    return (f"the thresholds of {', '.join(warned)} carry a warning in thresholds.json; e.g. {warned[0]}: "
+            f"{thresholds.entry(warned[0])['warning']}")
 
 
 def calibrate(run_dir, *, method: str | None = None, fpr: float | None = None, rescore: bool = False,

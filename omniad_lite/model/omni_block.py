@@ -130,7 +130,8 @@ class GlobalBranch(nn.Module):
         _, height, width, _ = x.shape
         tokens = rearrange(x, "b h w c -> b (h w) c")
         a = self.ffn_a(self.attn_a(self.query_tokens, tokens))  # (B, Nq, C)
-        m = self._upsample_add(rearrange(a, "b (gh gw) c -> b gh gw c", gh=self.grid), x)  # (B, H, W, C)
+        # (B, gh·gw, C) → (B, gh, gw, C), upsampled onto x: (B, H, W, C)
+        m = self._upsample_add(rearrange(a, "b (gh gw) c -> b gh gw c", gh=self.grid), x)
         b = self.ffn_b(self.attn_b(rearrange(m, "b h w c -> b (h w) c"), self.kv_tokens))  # (B, HW, C)
         return rearrange(b, "b (h w) c -> b h w c", h=height) + m + x
 
@@ -165,7 +166,8 @@ class SeparableConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` in channels-last memory format ``-> (B, H, W, C)``."""
-        x = instance_norm_silu(self.depthwise(x).permute(0, 2, 3, 1))  # (B, H, W, C), channels-last throughout
+        # (B, H, W, C): channels-last throughout
+        x = instance_norm_silu(self.depthwise(x).permute(0, 2, 3, 1))
         return instance_norm_silu(pointwise(self.pointwise, x))
 
 
