@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 
 from tqdm.std import tqdm as std_tqdm
 
@@ -108,3 +109,9 @@ def tqdm(*args, **kwargs):
 
 
 tqdm.write = std_tqdm.write  # ``tqdm.write(line)``: print without breaking an open bar, as with tqdm itself
+
+
+def print_note(text: str, width: int = 100) -> None:
+    """Print ``note: text`` on stdout, wrapped to ``width`` columns (a notebook output or a terminal line):
+    information for the reader, not an error, so it stays out of stderr."""
+    print(textwrap.fill(f"note: {text}", width=width, subsequent_indent="  ", break_on_hyphens=False))

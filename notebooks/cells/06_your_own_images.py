@@ -115,8 +115,10 @@ thresholds = omniad_lite.calibrate(run_dir, method=method, fpr=fpr)
 pd.DataFrame(thresholds.summary()).drop(columns="warning")
 
 # %%
+import textwrap
+
 entry = thresholds.entry(thresholds.classes[0])
-print("warning:", entry["warning"])
+print(textwrap.fill(f"warning: {entry['warning']}", width=100, subsequent_indent="  "))
 print(f"held-out normal scores {np.round(entry['normal_scores'], 4)} -> threshold {entry['threshold']:.4f} "
       f"({entry['method']}), typical normal {entry['normal_level']:.4f}")
 

@@ -11,10 +11,10 @@ images, and its normal scores come from the test split's normal images, marked a
 """
 from __future__ import annotations
 
-import textwrap
 from collections import defaultdict
 from pathlib import Path
 
+from ..progress import print_note
 from ..results import EvalResult
 from .inference import iter_maps
 from .thresholds import DEFAULT_FPR, DEFAULT_METHOD, POOLED, Thresholds, build_thresholds, check_fpr, check_method
@@ -72,8 +72,8 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
             normal[c] = (list(g["score"]), list(g["path"]))
     thresholds = Thresholds(build_thresholds(dict(normal), test, method=method, fpr=fpr, normal_source=source))
     note = threshold_note(thresholds)
-    if note:  # on stdout, wrapped: a note for the reader of a notebook or a terminal, not an error
-        print(textwrap.fill(f"note: {note}", width=100, subsequent_indent="  "))
+    if note and progress:  # quiet runs (a sweep) keep it in thresholds.json only
+        print_note(note)
     return thresholds
 
 

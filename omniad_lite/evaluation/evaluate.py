@@ -12,13 +12,13 @@ image score = max, metrics per class, then the class mean. Where we differ:
 """
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from ..progress import print_note
 from ..results import MEAN_ROW, EvalResult
 from .inference import iter_maps
 from .metrics import compute_metrics
@@ -133,7 +133,7 @@ def evaluate_config(model, cfg, *, protocol: str = "kit", batch_size: int | None
                       progress=progress, keep_maps=keep_maps, allow_undefined=True)
     note = undefined_note(result)
     if note:
-        print(f"note: {note}", file=sys.stderr)
+        print_note(note)
     return result
 
 
