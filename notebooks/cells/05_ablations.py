@@ -105,6 +105,7 @@ from IPython.display import display
 
 from omniad_lite.viz.tables import SHORT_NAMES
 
+pd.set_option("display.width", 100)  # the two tables are ~96 columns: keep each on one block
 summary = summarise(runs, metrics, reference)
 table = display_table(summary, metrics)
 summary.to_csv(output_dir / "summary.csv")

@@ -119,8 +119,8 @@ import textwrap
 
 entry = thresholds.entry(thresholds.classes[0])
 print(textwrap.fill(f"warning: {entry['warning']}", width=100, subsequent_indent="  "))
-print(f"held-out normal scores {np.round(entry['normal_scores'], 4)} -> threshold {entry['threshold']:.4f} "
-      f"({entry['method']}), typical normal {entry['normal_level']:.4f}")
+print(f"held-out normal scores {np.round(entry['normal_scores'], 4)}")
+print(f"-> threshold {entry['threshold']:.4f} ({entry['method']}), typical normal {entry['normal_level']:.4f}")
 
 # %% [markdown]
 # ## Decisions
