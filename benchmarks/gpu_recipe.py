@@ -123,7 +123,7 @@ def _hours(images: int | None, epochs: int, ips: float) -> str:
     if images is None:
         return "not known"
     h = images * epochs / ips / 3600
-    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min"
+    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.1f} min"
 
 
 def table(rows: list[dict], results: list[dict], recipes) -> list[str]:

@@ -223,3 +223,10 @@ def test_png_fallback_leaves_an_ipywidgets_7_widget_alone():
     widget, fig = Widget7(), plt.figure()
     add_png_fallback(widget, fig)
     assert not hasattr(widget, "_repr_mimebundle_") and not plt.fignum_exists(fig.number)
+
+
+def test_archive_format_from_the_preset():
+    from omniad_lite.colab.data import dataset_format
+
+    assert [dataset_format(p) for p in ("paper-mvtec", "paper-visa", "demo", "realiad")] == [
+        "mvtec", "visa", "mvtec", "realiad"]  # demo reads any layout: an MVTec-AD-layout archive

@@ -71,7 +71,7 @@ def test_failed_checkpoint_writes_keep_the_previous_checkpoint(tiny_root, tmp_pa
     fail_at(monkeypatch, torch, "save", 4, OSError(errno.ENOSPC, "No space left on device"), lambda a: a[0]["step"],
             partial=b"half a train_state.pt")
     with pytest.raises(NoSpaceError, match=r"^no space left on .*checkpoints for the checkpoint of step 4 \(needs "
-                                           r"[\d.]+ MB\); free space there, then --resume \(the previous "
+                                           r"[\d.]+ MiB\); free space there, then --resume \(the previous "
                                            r"checkpoint \(step 2\) is kept\)"):
         train(cfg, run, progress=False, max_steps=6)
     monkeypatch.undo()

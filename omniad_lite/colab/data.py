@@ -22,10 +22,16 @@ def local_data_dir() -> Path:
 
 
 def dataset_format(preset_or_format: str) -> str:
-    """``"mvtec"``, ``"visa"`` or ``"realiad"`` from a preset name (``"paper-visa"``) or a format name."""
+    """``"mvtec"``, ``"visa"`` or ``"realiad"`` from a preset name (``"paper-visa"``) or a format name.
+
+    A preset that reads any layout (``data.format="auto"``, e.g. ``demo``) takes an MVTec-AD-layout archive,
+    the layout of the demo data itself; pass ``"visa"`` or ``"realiad"`` for the others.
+    """
     if preset_or_format in DATASET_NAMES:
         return preset_or_format
     fmt = presets.get(preset_or_format).data.format  # raises for an unknown preset, listing the presets
+    if fmt == "auto":
+        return "mvtec"
     if fmt not in DATASET_NAMES:
         raise ValueError(f"preset {preset_or_format!r} reads format {fmt!r}; pass the dataset's format, one of "
                          f"{sorted(DATASET_NAMES)}")
