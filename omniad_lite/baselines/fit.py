@@ -143,7 +143,6 @@ def train_knn(cfg: ExperimentConfig, out_dir: str | Path, knn: KnnConfig | None 
     knn = knn or KnnConfig()
     cfg = resolve_preprocess(cfg)
     run = RunDir(out_dir)
-    run.path.mkdir(parents=True, exist_ok=True)
     lock = run.lock("train")  # one writer per run directory, as for an Omni-AD run
     try:
         prepare_run_dir(run, cfg, resume=False, overwrite=overwrite)

@@ -12,6 +12,7 @@ Paper: arXiv 2503.21125, Fig. 2; released code github easyoo/Omni-AD ``model/omn
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +91,8 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
     from ..model import omni_block
 
     fused = omni_block.instance_norm_silu
-    omni_block.instance_norm_silu = _frozen_norm_silu  # the local branch looks it up at call time
+    # the local branch looks the function up at call time: swap in the frozen-statistics version meanwhile
+    omni_block.instance_norm_silu = partial(_frozen_norm_silu, eps=omni_block.INSTANCE_NORM_EPS)
     maps = {}
     try:
         for name, branch in branches.items():
@@ -104,7 +106,7 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
     return maps
 
 
-def _frozen_norm_silu(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def _frozen_norm_silu(x: torch.Tensor, eps: float) -> torch.Tensor:
     """The local branch's instance norm + SiLU on ``(B, H, W, C)``, its mean and variance detached."""
     var, mean = torch.var_mean(x, dim=(1, 2), keepdim=True, unbiased=False)  # (B, 1, 1, C)
     return F.silu((x - mean.detach()) * torch.rsqrt(var.detach() + eps))
