@@ -31,6 +31,13 @@ def test_paper_presets_follow_the_released_recipe():
     assert presets.get("paper-realiad").data.options["views"] == [1, 2, 3, 4, 5]
 
 
+def test_colab_sized_preset_is_the_mvtec_recipe_at_100_epochs():
+    short, full = presets.get("paper-mvtec-100"), presets.get("paper-mvtec")
+    assert (short.train.epochs, full.train.epochs) == (100, 1000)
+    short.name, short.train.epochs = full.name, full.train.epochs
+    assert short == full  # everything else as released
+
+
 def test_presets_are_independent_copies():
     a = presets.get("demo")
     a.train.epochs = 12345

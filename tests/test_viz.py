@@ -207,6 +207,21 @@ def test_reference_table_mad_is_mean_of_seven():
         reference_table("btad")
 
 
+def test_ader_100_epoch_table_as_printed():
+    t = reference_table("mvtec", "ader-100")
+    assert list(t.columns) == list(METRIC_COLUMNS) and len(t) == 8
+    # spot values copied by hand from ADer's "MVTec AD-100epochs" table
+    assert tuple(t.loc["UniAD", ["image_auroc", "pixel_aupro", "mad"]]) == (92.5, 89.3, 82.0)
+    assert tuple(t.loc["MambaAD", ["image_ap", "pixel_ap", "pixel_f1max"]]) == (99.3, 55.1, 57.6)
+    diad = t.loc["DiAD"]
+    assert abs(diad[list(METRIC_COLUMNS[:7])].mean() - diad["mad"]) < 0.05  # the one row whose mAD is the mean
+    assert (t.drop(columns="mad") <= 100).all().all() and (t.drop(columns="mad") > 0).all().all()
+    with pytest.raises(ValueError, match="ader-100"):
+        reference_table("mvtec", "ader-300")
+    with pytest.raises(ValueError, match="no ader-100 results.*visa"):
+        reference_table("visa", "ader-100")
+
+
 def test_explorer_static_fallback_and_draw_sample():
     data = _toy_results()
     anomalous_by_score = sorted([1, 2], key=lambda i: -data.scores[i])
@@ -316,5 +331,6 @@ def test_expectation_table_lists_the_published_anchors_beside_ours():
     assert t.loc[("VisA", "MambaAD"), "I-AUROC"] == REFERENCE_RESULTS["visa"]["MambaAD"]["image_auroc"]
     assert t.loc[("Real-IAD", "ViTAD"), "mAD"] == 67.8 and np.isnan(t.loc[("Real-IAD", "ViTAD"), "AU-PRO"])
     assert t.loc[(tables.OTHER_DATA, "demo run"), "I-AUROC"] == 95.6  # ours, labelled as other data
-    assert len(t) == 3 * 3 + 1
+    assert t.loc[(tables.ADER_100_LABEL, "UniAD"), "I-AUROC"] == 92.5  # the 100-epoch yardstick
+    assert len(t) == 3 * 3 + 8 + 1
     assert max(len(line) for line in t.to_string().splitlines()) <= 100

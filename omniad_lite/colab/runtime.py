@@ -20,7 +20,7 @@ from ..env import resolve_device, seed_everything
 
 # train images of the paper datasets: MVTec-AD (Bergmann et al., CVPR 2019); VisA's "1cls" split (Zou et al.,
 # ECCV 2022, split_csv/1cls.csv). Real-IAD's count depends on the views kept: it is counted from data_root.
-PAPER_TRAIN_IMAGES = {"paper-mvtec": 3629, "paper-visa": 8659}
+PAPER_TRAIN_IMAGES = {"paper-mvtec": 3629, "paper-mvtec-100": 3629, "paper-visa": 8659}
 DEFAULT_PAPER_PRESET = "paper-mvtec"
 GPU_STEPS = (3, 5)   # (untimed, timed) warm-up steps on a GPU, at the preset's batch
 CPU_STEPS = (0, 1)   # on a CPU, at CPU_BATCH: a paper step takes seconds there, notebooks must stay quick
