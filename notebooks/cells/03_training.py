@@ -14,6 +14,8 @@
 #
 # **Needs from earlier notebooks:** nothing to run; 02 explains the model being trained. Notebook 04
 # (and 02) read the run directory this one writes (`output_dir/run`).
+#
+# **Guide:** [Training](../docs/training.md) · [Configs](../docs/configs.md) · [On Colab](../docs/install.md)
 
 # %% [parameters]
 preset = "demo"                  # "demo", "paper-mvtec", "paper-visa", "paper-realiad"

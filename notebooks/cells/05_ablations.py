@@ -15,6 +15,8 @@
 # on a CPU); the figures of a full demo sweep are quoted below with their command. Real ablations pass a
 # bigger budget and a GPU, e.g. `papermill 05_ablations.ipynb out.ipynb -p preset paper-mvtec -p data_root
 # /data/mvtec_ad -p classes None -p iterations None -p epochs 1000 -y "seeds: [0, 1, 2]"`.
+#
+# **Guide:** [Sweeps](../docs/sweeps.md) · [kNN baseline](../docs/knn_baseline.md)
 
 # %% [parameters]
 preset = "demo"                      # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
