@@ -34,7 +34,7 @@ output_dir = "runs/03_training"  # the run directory is output_dir/run
 resume = "auto"                  # "auto": continue the run in output_dir from its last checkpoint; False: start over
 drive = False                    # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
 drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relative output_dir goes inside)
-data_archive = None              # a dataset archive → local disk → data_root; README "Run on Colab"
+data_archive = None              # a dataset archive → local disk → data_root; docs/install.md (Colab)
 
 # %% [markdown]
 # ## The configuration
