@@ -79,6 +79,24 @@ def test_metadata_holds_thresholds_and_preprocess(exported):
     assert pre["image_size"] == 64 and pre["mean"] == [0.5, 0.5, 0.5] and "uint8" in pre["input"]
 
 
+def test_scorer_session_options_keep_the_outputs(exported):
+    """The scorer's session options (threads, no spin-waiting) against ONNX Runtime's defaults: same outputs."""
+    import onnxruntime as ort
+
+    _, path, root = exported
+    scorer = OnnxScorer(path, threads=1)
+    opts = scorer.session.get_session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    paths = [s.image_path for s in load_samples(root, "mvtec", "test", CLASSES[:1])[:3]]
+    images = np.stack([scorer.load(p) for p in paths])  # (3, 3, S, S) uint8
+    maps, scores = scorer.run(images)
+    ref_maps, ref_scores = plain.run(None, {"images": images})
+    np.testing.assert_allclose(maps, ref_maps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+
+
 def test_resampled_ffn_is_refused(tmp_path, tiny_model_config):
     from dataclasses import replace
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import make_tiny_mvtec, tiny_config
+from helpers import TINY_MODEL, make_tiny_mvtec, tiny_config
 
 from omniad_lite.config import TrainConfig
 from omniad_lite.run import RunDir
@@ -82,6 +82,26 @@ def test_lr_drop_at_epoch_boundary_in_a_run(tiny_root, tmp_path):
     lrs = [r["lr"] for r in read_history(tmp_path / "run")]  # the lr after each step's scheduler update
     assert len(lrs) == 10  # lr 1e-3 · 8/16; the row of step s shows the lr of the next step
     assert lrs[:9] == pytest.approx([5e-4] * 9) and lrs[9] == pytest.approx(5e-5)
+
+
+def test_colab_sized_preset_trains_with_a_small_model(tiny_root, tmp_path):
+    """A few steps of ``paper-mvtec-100`` as given (100 epochs, batch 16 → 4 here, lr scaled), the tiny model."""
+    import dataclasses
+
+    from omniad_lite import presets
+    from omniad_lite.config import ModelConfig
+
+    cfg = presets.get("paper-mvtec-100").with_overrides({"data.root": str(tiny_root), "train.device": "cpu",
+                                                          "train.batch_size": 4, "data.cache_dir": str(tmp_path / "c")})
+    cfg = dataclasses.replace(cfg, model=ModelConfig(**TINY_MODEL))
+    result = train(cfg, tmp_path / "run", progress=False, max_steps=3)
+    assert result.steps == 3 and not result.finished
+    saved = RunDir(tmp_path / "run").load_config()
+    assert (saved.name, saved.train.epochs, saved.data.val_fraction) == ("paper-mvtec-100", 100, 0.0)
+    steps_per_epoch = 16 // 4  # 2 classes × 8 train images, every one trained on (val_fraction 0), batch 4
+    assert lr_drop_step(saved.train, 100 * steps_per_epoch, steps_per_epoch) == 80 * steps_per_epoch
+    lrs = [r["lr"] for r in read_history(tmp_path / "run")]
+    assert lrs and lrs == pytest.approx([1e-3 * 4 / 16] * len(lrs))  # the released lr scaled to the batch, no drop yet
 
 
 def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):

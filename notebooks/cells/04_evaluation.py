@@ -96,7 +96,10 @@ viz.readable(both[[(m, p) for m in differ for p in ("kit", "released")]])
 # The class means published for the multi-class setting (one model for all classes, 256² input; the
 # methods' own papers: MambaAD, He et al., NeurIPS 2024; InvAD, Zhang et al., arXiv 2404.10760; ViTAD,
 # Zhang et al., arXiv 2312.07495; `omniad_lite.evaluation.reference_results`; NaN where a paper gives
-# only mAD). The Omni-AD paper reports beating each of them on all three data sets. The last row is this
+# only mAD). The Omni-AD paper reports beating each of them on all three data sets. The rows "MVTec-AD 100ep
+# (ADer)" are the yardstick of a 100-epoch run such as the Colab-sized preset `paper-mvtec-100`: the peers
+# re-run for 100 epochs in one code base by ADer (Zhang et al., arXiv 2406.03262; compare the seven metrics,
+# ADer's mAD is not their mean, see [the install guide](../docs/install.md)). The last row is this
 # run — on **different data** (unless you evaluated a real benchmark): the demo set is small and easy, so its
 # numbers are not comparable with the others; they show the table's shape and that the pipeline works.
 

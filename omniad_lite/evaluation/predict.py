@@ -66,8 +66,11 @@ def choose_class(path: str | None, cls_name: str | None, thresholds: Thresholds 
     return POOLED
 
 
-def _prepare(item, preprocess) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
-    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8)``."""
+def _prepare(item, preprocess, keep_rgb: bool) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
+    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8 or None)``.
+
+    The original-size RGB copy is made only when ``keep_rgb`` asks for it (overlays): scoring needs none.
+    """
     from PIL import Image
 
     from ..data.images import decode_image
@@ -75,7 +78,7 @@ def _prepare(item, preprocess) -> tuple[torch.Tensor, tuple[int, int] | None, np
     if isinstance(item, (str, Path)):
         item = decode_image(item)
     if isinstance(item, Image.Image):
-        rgb = np.asarray(item.convert("RGB"))  # (H, W, 3)
+        rgb = np.asarray(item.convert("RGB")) if keep_rgb else None  # (H, W, 3)
         return preprocess.normalise(preprocess.from_pil(item)), item.size, rgb
     raise ValueError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")
 
@@ -96,7 +99,7 @@ def _items(images_or_paths) -> list:
     return out
 
 
-def _chunk(chunk: list, preprocess) -> list[dict[str, Any]]:
+def _chunk(chunk: list, preprocess, keep_rgb: bool) -> list[dict[str, Any]]:
     """Prepare one chunk of inputs; a file that cannot be read gets an ``error`` instead of a tensor."""
     prepared = []
     for item in chunk:
@@ -105,7 +108,7 @@ def _chunk(chunk: list, preprocess) -> list[dict[str, Any]]:
             prepared.append({"path": None, "tensor": item, "size": None, "rgb": None})
             continue
         try:
-            tensor, size, rgb = _prepare(item, preprocess)
+            tensor, size, rgb = _prepare(item, preprocess, keep_rgb)
             prepared.append({"path": path, "tensor": tensor, "size": size, "rgb": rgb})
         except READ_ERRORS as e:
             if path is None:
@@ -130,7 +133,7 @@ def iter_predictions(model_or_run, images_or_paths, *, cls_name: str | None = No
         thresholds.entry(cls_name)  # fail before scoring anything
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="predict", disable=not progress, leave=False):
-        prepared = _chunk(items[start:start + batch_size], model.preprocess)
+        prepared = _chunk(items[start:start + batch_size], model.preprocess, keep_rgb)
         ok = [p for p in prepared if "error" not in p]
         if ok:
             batch = torch.stack([p["tensor"] for p in ok])  # (B, 3, S, S)

@@ -116,17 +116,37 @@ def export_onnx(run_dir, out: str | Path, *, opset: int = OPSET) -> Path:
     return out
 
 
+def session_options(threads: int | None = None):
+    """ONNX Runtime options for scoring on a CPU (``benchmarks/bench_predict.py`` measures them, docs/speed.md).
+
+    All graph optimisations; ``threads`` intra-op threads (``None``: ONNX Runtime's default, one per physical
+    core) and one inter-op thread (the graph is a chain); idle threads sleep instead of spin-waiting, which
+    costs nothing alone and keeps a busy or shared CPU from being burnt by waiting threads.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or 0
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 class OnnxScorer:
     """Run an exported model with ONNX Runtime and decide like ``predict`` (thresholds from its metadata).
 
     Args:
         path: the ``.onnx`` file written by :func:`export_onnx`.
+        threads: intra-op threads (``None``: ONNX Runtime's default, one per physical core).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                            providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.preprocess_info: dict[str, Any] = json.loads(meta[META_PREFIX + "preprocess"])
         raw = meta.get(META_PREFIX + "thresholds")
