@@ -161,9 +161,9 @@ def check_submission(out_dir, data_root) -> dict:
     for sub in (MAPS, MASKS):
         _compare(_names(out / sub), set(classes), out / sub, "class folder")
     for cls in classes:
-        present = _names(out / MAPS / cls)
-        _compare(present, present & set(PRIVATE_SPLITS), out / MAPS / cls, "split folder")
-        _compare(_names(out / MASKS / cls), present, out / MASKS / cls, "split folder")
+        present = (_names(out / MAPS / cls) | _names(out / MASKS / cls)) & set(PRIVATE_SPLITS)
+        for sub in (MAPS, MASKS):
+            _compare(_names(out / sub / cls), present, out / sub / cls, "split folder")
         if not present:
             raise SubmissionError(f"{out / MAPS / cls} holds no split folder; write test_private and "
                                   f"test_private_mixed with omniad-lite submission")
