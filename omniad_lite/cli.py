@@ -174,7 +174,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def _add_submission_parser(sub, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("submission", parents=[common],
-                       help="MVTec AD 2: write a private split's maps and masks for the evaluation server, or check them")
+                       help="MVTec AD 2: write a private split's maps and masks for the evaluation server, or "
+                            "check them")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--run", help="run directory trained on MVTec AD 2: write its submission")
     g.add_argument("--check", metavar="DIR", help="check a submission folder against --data-root before upload")

@@ -223,7 +223,8 @@ def build_mvtec_ad2(root: Path) -> dict:
     c = MVTEC_AD2_COUNTS
     for k, (cls, (w, h)) in enumerate(MVTEC_AD2_CLASSES.items()):
         d = root / cls
-        for split, n in (("train", c["train"]), ("validation", c["validation"]), ("test_public", c["test_public_good"])):
+        for split, n in (("train", c["train"]), ("validation", c["validation"]),
+                         ("test_public", c["test_public_good"])):
             for i in range(n):
                 save(texture(w, h, 30 * k), d / split / "good" / f"{i:03d}_regular.png")
         for i in range(c["test_public_bad"]):

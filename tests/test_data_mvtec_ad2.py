@@ -22,7 +22,7 @@ from omniad_lite.data.formats.mvtec_ad2 import private_images
 from omniad_lite.data.loading import detect_format
 from omniad_lite.data.prepare import prepare_dataset
 from omniad_lite.evaluation.mvtec_ad2 import FPR_LIMIT, aupro_05, segmentation_f1, validation_threshold
-from omniad_lite.evaluation.submission import MASKS, MAPS, SubmissionError, check_submission
+from omniad_lite.evaluation.submission import MAPS, MASKS, SubmissionError, check_submission
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,8 @@ def test_checker_passes_a_valid_folder_and_names_the_first_problem(ad2, tmp_path
         "values other than 0 and 255": lambda d: Image.fromarray(np.full((h, w), 7, np.uint8)).save(
             (d / MASKS / name).with_suffix(".png")),
         "unexpected": lambda d: (d / MASKS / cls / "test_private" / "extra.png").write_bytes(b""),
-        "missing split folder .*anomaly_images/can/test_private": lambda d: shutil.rmtree(d / MAPS / cls / "test_private"),
+        "missing split folder .*anomaly_images/can/test_private":
+            lambda d: shutil.rmtree(d / MAPS / cls / "test_private"),
     }
     for i, (message, damage) in enumerate(cases.items()):
         broken = tmp_path / f"broken{i}"

@@ -13,8 +13,17 @@ from PIL import Image
 
 from omniad_lite.data import images
 from omniad_lite.data.cache import ImageCache
-from omniad_lite.data.images import (DRAFT_MARGIN, DRAFT_MAX_TOLERANCE, DRAFT_MEAN_TOLERANCE, EXIF_ORIENTATION,
-                                     decode_image, header_size, load_image, load_pair, preprocess_image)
+from omniad_lite.data.images import (
+    DRAFT_MARGIN,
+    DRAFT_MAX_TOLERANCE,
+    DRAFT_MEAN_TOLERANCE,
+    EXIF_ORIENTATION,
+    decode_image,
+    header_size,
+    load_image,
+    load_pair,
+    preprocess_image,
+)
 from omniad_lite.data.sample import Sample
 
 UPRIGHT_WH = (48, 32)  # width, height of the image as shown: not square, so a turn shows in the shape

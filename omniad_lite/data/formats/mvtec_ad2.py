@@ -41,8 +41,8 @@ def looks_like(root: Path) -> bool:
 
 def list_classes(root: Path, **options: Any) -> list[str]:
     reject_options("mvtec_ad2", options)
-    return sorted(d.name for d in root.iterdir()
-                  if d.is_dir() and not d.name.startswith(".") and ((d / "train").is_dir() or (d / "test_public").is_dir()))
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                  and ((d / "train").is_dir() or (d / "test_public").is_dir()))
 
 
 def mask_path(cls_dir: Path, image: Path) -> Path:
