@@ -53,6 +53,9 @@ def write_submission(run_dir, split: str, out_dir, *, data_root: str | None = No
     from .mvtec_ad2 import validation_thresholds
     from .predict import iter_predictions
 
+    from ..env import resolve_device
+
+    device = resolve_device(device)
     loaded = load_run(run_dir, device=device)
     cfg = loaded.config if data_root is None else loaded.config.with_overrides({"data.root": str(data_root)})
     if cfg.data.root is None:
