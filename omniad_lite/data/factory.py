@@ -46,10 +46,12 @@ def samples_from_config(data_cfg, split: str) -> list[Sample]:
 
 
 def own_validation_split(root, fmt: str) -> str | None:
-    """The split name of the normal validation images a dataset ships (MVTec AD 2), else ``None``."""
-    from .loading import _check_root
-
-    return getattr(FORMATS[resolve_format(_check_root(root), fmt)], "VALIDATION_SPLIT", None)
+    """The split name of the normal validation images a dataset ships (MVTec AD 2), else ``None`` (also for a
+    missing root: :func:`~omniad_lite.data.loading.load_samples` then says what is wrong)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return None
+    return getattr(FORMATS[resolve_format(root, fmt)], "VALIDATION_SPLIT", None)
 
 
 def has_validation(data_cfg) -> bool:
