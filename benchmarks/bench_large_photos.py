@@ -4,9 +4,8 @@ The folder is generated: scikit-image's bundled photos upscaled to 4000x3000 (12
 with fine noise and a texture so the JPEGs are as large as real ones (quality 92), half of them stored sideways
 with EXIF orientation 6 as phones store portraits. Each mode reads every image with
 :func:`omniad_lite.data.images.load_image` at ``--size`` (what the image cache does per image) in its own fresh
-Python process, one thread; its peak resident memory is reset after the imports (Linux ``/proc/self/clear_refs``)
-and read after the last image (``VmHWM``), and reported minus the resident memory before the first image: the
-memory that decoding one photo at a time takes.
+Python process, one thread; memory is the peak of the process's anonymous resident memory (Linux ``RssAnon``,
+sampled every millisecond) minus its value before the first image: what decoding one photo at a time takes.
 
     python benchmarks/bench_large_photos.py --images 12 --size 256 --repeats 2
 """
@@ -19,6 +18,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,16 +32,39 @@ NOISE_STD = 5.0
 MODES = {"full": False, "reduced": True}  # load_image(..., reduced=...)
 
 
+SAMPLE_S = 0.001
+
+
 def _status_mib(field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MiB."""
+    """A memory field of this process's ``/proc/self/status`` (e.g. ``RssAnon``), in MiB."""
     with open("/proc/self/status") as f:
         line = next(line for line in f if line.startswith(field + ":"))
     return int(line.split()[1]) / 1024  # kB -> MiB
 
 
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets the peak resident set size (VmHWM) to the current one
+class AnonPeak:
+    """Peak anonymous resident memory (``RssAnon``: the heap, not shared libraries the kernel may evict) while
+    the ``with`` block runs, sampled every :data:`SAMPLE_S` seconds by a thread, minus its value at the start."""
+
+    def __enter__(self):
+        self.start = self.peak = _status_mib("RssAnon")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.peak = max(self.peak, _status_mib("RssAnon"))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _status_mib("RssAnon"))
+
+    @property
+    def mib(self) -> float:
+        return self.peak - self.start
 
 
 def write_photos(folder: Path, n: int, seed: int = 0) -> None:
@@ -69,15 +92,14 @@ def worker(folder: Path, size: int, reduced: bool, repeats: int) -> dict:
     from omniad_lite.data.images import load_image
 
     files = sorted(folder.glob("*.jpg"))
-    _reset_peak()
-    base = _status_mib("VmRSS")
     times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for f in files:
-            load_image(f, size, reduced=reduced)
-        times.append(time.perf_counter() - t0)
-    return {"images": len(files), "images_per_s": len(files) / min(times), "peak_mib": _status_mib("VmHWM") - base}
+    with AnonPeak() as memory:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for f in files:
+                load_image(f, size, reduced=reduced)
+            times.append(time.perf_counter() - t0)
+    return {"images": len(files), "images_per_s": len(files) / min(times), "peak_mib": memory.mib}
 
 
 def run_mode(folder: Path, size: int, mode: str, repeats: int) -> dict:

@@ -1,14 +1,14 @@
 """What ``model.image_size`` costs: train-step time and memory of a preset's model at several input sides.
 
 Each (preset, side) runs in its own Python process: the model is built (random encoder weights: same speed), a
-random batch made, one warm-up train step run (the training engine's step, :mod:`bench_model`), then the peak
-resident memory is reset (Linux ``/proc/self/clear_refs``) and ``--steps`` timed steps run. Reported: seconds
-per step and per image, and the step's memory: peak resident memory during the timed steps minus the resident
-memory before them (activations, gradients and their temporaries; the weights and AdamW state are already
-allocated by the warm-up). From two sides, ``memory ≈ a + b·S²`` is fitted per preset.
+random batch made, one warm-up train step run (the training engine's step, :mod:`bench_model`), then
+``--steps`` timed steps run. Reported: seconds per step and per image, and the step's memory: the peak of the
+process's anonymous resident memory (Linux ``RssAnon``, sampled every millisecond by
+:class:`bench_large_photos.AnonPeak`) during the timed steps minus its value before them (activations,
+gradients and their temporaries; the weights and AdamW state already exist after the warm-up). From the
+smallest and largest side, ``memory ≈ a + b·S²`` is fitted.
 
-    python benchmarks/bench_resolution.py --preset demo --sizes 256 384 512 --batch-size 8 --steps 2
-    python benchmarks/bench_resolution.py --preset paper-mvtec --sizes 256 384 --batch-size 2 --steps 1
+    python benchmarks/bench_resolution.py --preset demo --sizes 256 384 512 --batch-size 4 --steps 1
 """
 from __future__ import annotations
 
@@ -23,26 +23,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith(field + ":")).split()[1]) / 1024  # kB -> MiB
-
-
 def worker(preset: str, size: int, batch: int, steps: int) -> dict:
     import torch
+    from bench_large_photos import AnonPeak
     from bench_model import build, time_train
 
     torch.manual_seed(0)
     cfg, _, model = build(preset, random_encoder=True, ffn=None)
     images = torch.randn(batch, 3, size, size)  # (B, 3, S, S)
     time_train(model, images, cfg, steps=1, warmup=0, device=torch.device("cpu"))  # warm-up: AdamW state exists
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak resident set size to the current one
-    before = _status_mib("VmRSS")
-    seconds = time_train(model, images, cfg, steps=steps, warmup=0, device=torch.device("cpu"))
+    with AnonPeak() as memory:
+        seconds = time_train(model, images, cfg, steps=steps, warmup=0, device=torch.device("cpu"))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"preset": preset, "size": size, "batch": batch, "s_per_step": seconds, "s_per_image": seconds / batch,
-            "step_mib": _status_mib("VmHWM") - before, "resident_mib": before, "trainable_params": trainable,
+            "step_mib": memory.mib, "anon_before_mib": memory.start, "trainable_params": trainable,
             "threads": torch.get_num_threads()}
 
 
