@@ -76,3 +76,5 @@ def test_token_attention_overlay_every_token_and_no_clipped_peak():
     assert norm.vmax == pytest.approx(peak) and norm.vmin == pytest.approx(1 / peak)  # symmetric around uniform
     k = int(att.flatten(1).amax(1).argmax())
     assert panels[k].get_title() == f"token {k} · peak {peak:.0f}×"
+    flat = viz.token_attention_overlay(torch.full((4, 4, 4), 1 / 16), np.zeros((8, 8, 3)))
+    assert flat.axes[0].images[1].norm.vmax == 2.0  # a uniform map is not stretched into noise
