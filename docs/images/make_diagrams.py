@@ -126,7 +126,8 @@ def omni_block(path: Path) -> Path:
     box(ax, 1.9, 3.6, 2.9, 1.2, "attention (a)\nqueries: $N_q$ learnable tokens\nkeys/values: the H·W positions of x",
         COLOURS["global"], size=FONT - 1)
     box(ax, 5.1, 3.6, 0.9, 1.2, "FFN", COLOURS["global"], size=FONT - 1)
-    box(ax, 6.3, 3.6, 2.2, 1.2, "$N_q$ outputs as a\n$\\sqrt{N_q} \\times \\sqrt{N_q}$ grid,\nnearest-resized to H × W\n"
+    box(ax, 6.3, 3.6, 2.2, 1.2,
+        "$N_q$ outputs as a\n$\\sqrt{N_q} \\times \\sqrt{N_q}$ grid,\nnearest-resized to H × W\n"
         "m = grid + x", COLOURS["global"], size=FONT - 1)
     box(ax, 8.8, 3.6, 2.6, 1.2, "attention (b)\nqueries: every position of m\nkeys/values: $N_{kv}$ learnable tokens",
         COLOURS["global"], size=FONT - 1)
@@ -149,7 +150,8 @@ def omni_block(path: Path) -> Path:
     box(ax, 10.6, 0.3, 3.2, 0.8, "merge: Linear → IN → SiLU → Linear\n+ x (residual) → output, B × H × W × C",
         COLOURS["merge"], size=FONT - 1)
     arrow(ax, (12.25, 2.2), (12.25, 1.1))
-    ax.text(13.8, 5.25, "IN = InstanceNorm, FFN = Linear → SiLU → Linear", fontsize=FONT - 1, ha="right", color="#444444")
+    ax.text(13.8, 5.25, "IN = InstanceNorm, FFN = Linear → SiLU → Linear", fontsize=FONT - 1, ha="right",
+            color="#444444")
     return _save(fig, path)
 
 
