@@ -416,8 +416,9 @@ print(f"peaks (× uniform): mean {float(peaks.mean()):.1f}, smallest {float(peak
 # %% [markdown]
 # Read the panels as: where is a token red? After training, the query tokens are no longer uniform: each
 # concentrates on a few places — with peaks many times its uniform share (printed above; each panel's title
-# gives its own) — and looks away from most of the image (blue). Several tokens pick similar places with
-# different weights. What they gather becomes the √Nq × √Nq grid of "summaries of normal appearance" that
+# gives its own) — and looks away from most of the image (blue). On the coffee cup most tokens pick the rim,
+# several also the spoon's highlights; the tokens with the highest peaks spread over many small spots. Several
+# tokens pick similar places with different weights. What they gather becomes the √Nq × √Nq grid of "summaries of normal appearance" that
 # the global branch adds back to every position. The check below confirms the contrast: trained peaks well
 # above the untrained block's 1.
 

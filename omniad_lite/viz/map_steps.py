@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from .overlays import GT_CONTOUR_COLOR, HEATMAP_CMAP, PANEL_INCHES, overlay, to_numpy
 
 DISTANCE_CMAP = "inferno"  # 1 - cos maps drawn on their own (not over the image)
-PEAK_MARKER = dict(marker="x", color="cyan", markersize=9, mew=2)  # where the image score (the maximum) is
+PEAK_MARKER = dict(marker="x", color="magenta", markersize=9, mew=2)  # where the image score (the maximum) is
 ROW_LABEL_X = -0.08  # row labels left of the first column (axes fraction)
 NUM_COMPONENTS = 3  # principal components shown as R, G, B
 
