@@ -10,12 +10,13 @@
 # multi-class setting trains on (normal images only, all classes together); what the frozen pretrained
 # teacher produces at its three scales; why *reconstructing* those features exposes anomalies; and, on a
 # trained model, every step from the teacher's features and their reconstructions to the anomaly map and the
-# image score — written out by hand and checked against the library. The method in words:
-# [the method guide](../docs/method.md).
+# image score — written out by hand and checked against the library.
 #
 # **Needs from earlier notebooks:** nothing (00 is a good overview first). The last part looks at a trained
 # model: the run of **00** or **03** (their default output folders, or `run_dir`); run alone, it trains the
 # demo preset first (about a minute on a CPU). Runs offline on a CPU.
+#
+# **Guide:** [Datasets](../docs/data_formats.md) · [The method](../docs/method.md) · [The model](../docs/model.md)
 
 # %% [parameters]
 preset = "demo"          # the teacher and image size come from this preset

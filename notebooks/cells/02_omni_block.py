@@ -12,11 +12,12 @@
 # attentions through learnable tokens, with their equation), the local branch (depthwise-separable convs),
 # the merge — with shapes and parameter counts, checked against the paper model's sizes; what the learnable
 # tokens of a *trained* model attend to; how far each branch looks; and the released code's FFN quirk, live.
-# Names, sizes and the released code's names: [the model guide](../docs/model.md).
 #
 # **Needs from earlier notebooks:** 01 for the features the decoder reconstructs and how the map is made.
 # For the trained model it uses the run of **00** or **03** (their default output folders, or `run_dir`);
 # run alone, it trains the demo preset itself first (about a minute on a CPU).
+#
+# **Guide:** [The model](../docs/model.md) (names, sizes, the released code's names) · [The method](../docs/method.md)
 
 # %% [parameters]
 dim = 64                     # channels C of the toy input (the paper's last stage has 64)
