@@ -272,8 +272,7 @@ print(pd.Series({name: sum(p.numel() for p in m.parameters()) for name, m in loc
 # `y = Linear(global + local) → InstanceNorm → SiLU → Linear`, then a residual: `out = y + x`. The whole
 # block:
 #
-# ![The Omni-block: global branch of two learnable-token attentions with FFNs, local branch of kernel-3 and
-# kernel-5 separable convolutions, merge](../docs/images/omni_block.png)
+# ![The Omni-block: global branch, local branch, merge](../docs/images/omni_block.png)
 #
 # *Drawn by `docs/images/make_diagrams.py`; on Colab, [open the picture on
 # GitHub](https://github.com/{REPO}/blob/main/docs/images/omni_block.png).*
