@@ -313,7 +313,7 @@ fig = viz.map_assembly_figure(viz.to_display_image(image_a), mean_map[0], hand_m
 
 # %% [markdown]
 # From left to right: the input with the defect's outline (white), the mean of the three upsampled maps,
-# its blur (the cyan cross marks the maximum, the image score) and the map over the image. The check below
+# its blur (the magenta cross marks the maximum, the image score) and the map over the image. The check below
 # reads the figure: where is the maximum, and how much of the blurred map's mass lies on the defect?
 
 # %%
