@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from .errors import SetupError
 
 
 def seed_everything(seed: int) -> None:
@@ -26,7 +27,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} asked for CUDA but torch sees no GPU; use device='cpu' or 'auto'")
+        raise SetupError(f"device={device!r} asked for CUDA but torch sees no GPU; use device='cpu' or 'auto'")
     return dev
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .lock import HOST, pid_alive
+from .errors import InputError, OmniADError
 
 MB = 1024 * 1024
 STALE_TEMP_AGE_S = 24 * 3600  # a temporary file of another host is considered abandoned after a day
@@ -61,7 +62,7 @@ def set_default_mode(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~current_umask())
 
 
-class NoSpaceError(OSError):
+class NoSpaceError(OmniADError, OSError):
     """Not enough free disk space for a file the kit is about to write (the message names folder and size)."""
 
 
@@ -191,7 +192,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON ({e}); restore or delete it") from None
+        raise InputError(f"{what} {path} is not valid JSON ({e}); restore or delete it") from None
 
 
 def no_space_message(folder: Path, needed: int, what: str, hint: str) -> str:

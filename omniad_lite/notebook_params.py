@@ -18,11 +18,12 @@ from typing import Any, Sequence
 
 from . import presets
 from .config import ExperimentConfig
+from .errors import ConfigError
 
 PAPERMILL_COMMENT = "# Parameters"  # first line of the cell papermill injects after the parameters cell
 
 
-class NotebookParameterError(ValueError):
+class NotebookParameterError(ConfigError):
     """A notebook parameter is wrong; shown in a notebook as one line, ``NotebookParameterError: <message>``."""
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's own short traceback
@@ -169,6 +170,29 @@ def check_injected_parameters(history: Sequence[str] | None = None) -> list[str]
                           for name in unknown)
         raise NotebookParameterError(f"{hints}. Its parameters: {', '.join(declared)}")
     return injected
+
+
+def notebook_parameters(history: Sequence[str] | None = None, namespace: dict[str, Any] | None = None) -> dict:
+    """The notebook's parameters and their values as run (defaults and papermill's ``-p`` values), for
+    ``results.json``. Call it right after :func:`check_injected_parameters`, before any is reassigned.
+
+    Args:
+        history: cell sources in execution order (default: IPython's ``In``).
+        namespace: where the values live (default: IPython's user namespace).
+
+    Returns:
+        ``{name: value}`` for every name the parameters cell (the first cell of plain assignments) assigns,
+        in its order; empty outside IPython.
+    """
+    if history is None or namespace is None:
+        shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+        if shell is None:
+            return {}
+        history = list(shell.user_ns.get("In", [])) if history is None else history
+        namespace = shell.user_ns if namespace is None else namespace
+    cells = [_assigned(src) for src in history[1:]]
+    names = next((c for c in cells if c), [])
+    return {n: namespace[n] for n in names if n in namespace}
 
 
 def _is_injected(source: str) -> bool:

@@ -19,6 +19,7 @@ import sys
 import textwrap
 
 from tqdm.std import tqdm as std_tqdm
+from .errors import InputError
 
 PROGRESS_ENV = "OMNIAD_LITE_PROGRESS"
 MODES = ("widget", "text", "line", "off")
@@ -56,7 +57,7 @@ def progress_mode() -> str:
     mode = os.environ.get(PROGRESS_ENV, "").strip().lower()
     if mode:
         if mode not in MODES:
-            raise ValueError(f"{PROGRESS_ENV}={mode!r}; use one of {', '.join(MODES)} (or unset it)")
+            raise InputError(f"{PROGRESS_ENV}={mode!r}; use one of {', '.join(MODES)} (or unset it)")
         return mode
     if _kernel() is None:
         return "text"

@@ -108,7 +108,7 @@ def test_modules_stay_short():
 
 def test_metrics_import_without_torch():
     code = ("import sys; import omniad_lite.evaluation.metrics, omniad_lite.evaluation.stream, "
-            "omniad_lite.evaluation.tables, omniad_lite.results, omniad_lite.run; "
+            "omniad_lite.evaluation.metric_tables, omniad_lite.results, omniad_lite.run; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

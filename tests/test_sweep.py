@@ -10,7 +10,7 @@ import pytest
 
 from omniad_lite.run import RunDir
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, slug, summarise
-from omniad_lite.viz.sweep import sweep_plot
+from omniad_lite.viz.sweep_plots import sweep_plot
 
 matplotlib.use("Agg")
 

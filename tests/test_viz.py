@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from omniad_lite import viz as plots  # noqa: E402
-from omniad_lite.viz import curves, widgets  # noqa: E402
+from omniad_lite.viz import curve_plots as curves, widgets  # noqa: E402
 from omniad_lite.evaluation.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
 
 
@@ -308,7 +308,7 @@ def test_live_loss_plot_redraws_history(tmp_path, monkeypatch):
 
 def test_expectation_table_lists_the_published_anchors_beside_ours():
     from omniad_lite.evaluation.reference_results import REFERENCE_RESULTS
-    from omniad_lite.viz import tables
+    from omniad_lite.viz import table_display as tables
 
     ours = pd.Series(dict(zip(METRIC_COLUMNS, [95.6, 97.0, 93.1, 98.5, 60.1, 58.1, 92.0, 84.9])))
     t = plots.expectation_table({"demo run": ours})

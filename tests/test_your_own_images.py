@@ -18,9 +18,11 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from omniad_lite.cli import main
-from omniad_lite.evaluation.predict import choose_class, predict
+from omniad_lite.evaluation.evaluator import evaluate
+from omniad_lite.evaluation.prediction import choose_class, predict
 from omniad_lite.evaluation.thresholds import POOLED, Thresholds, build_thresholds
-from omniad_lite.run import RunDir, load_run
+from omniad_lite.evaluation.run_loading import load_run
+from omniad_lite.run import RunDir
 
 pytestmark = pytest.mark.slow
 FPR = 0.2
@@ -78,10 +80,9 @@ def test_training_holds_out_and_calibrates(flat_run):
 
 def test_maskless_evaluation_matches_sklearn_and_notes_once(flat_run, capsys):
     _, run, _ = flat_run
-    from omniad_lite.evaluation.evaluate import evaluate_config
 
     loaded = load_run(run)
-    result = evaluate_config(loaded.model, loaded.config, device="cpu", progress=False)
+    result = evaluate(loaded.model, loaded.config, device="cpu", progress=False)
     rows = result.per_image
     assert rows["label"].sum() == 5 and not rows.loc[rows["label"] == 1, "mask_valid"].any()
     per_class = result.per_class["parts"]

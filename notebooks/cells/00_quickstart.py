@@ -82,7 +82,7 @@ fig = viz.loss_curve(run_dir / "history.csv")
 # and the class mean last. These are the *final* model's numbers (see notebook 04 for the protocols).
 
 # %%
-table = result.metrics
+table = result.evaluation.table
 viz.readable(table)
 
 # %%
@@ -95,14 +95,14 @@ fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "
 # %% [markdown]
 # ## Heatmaps
 # The anomaly map is 1 − cosine similarity between the teacher's features and their reconstruction, per
-# scale, upsampled, averaged and blurred (`omniad_lite.evaluation.scoring.anomaly_map`). We show one anomalous test
+# scale, upsampled, averaged and blurred (`omniad_lite.model.anomaly_map.anomaly_map`). We show one anomalous test
 # image per class: the image, its ground truth, and the map (white outline = ground truth).
 
 # %%
 import torch
 
 from omniad_lite.data import dataset_from_config
-from omniad_lite.evaluation.scoring import anomaly_map
+from omniad_lite.model.anomaly_map import anomaly_map
 
 run = omniad_lite.load_run(run_dir)  # config, model (eval mode) and run directory
 model = run.model

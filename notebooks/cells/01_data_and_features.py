@@ -133,7 +133,7 @@ for col, i in enumerate(picks[:3]):
 # (1 − cosine similarity per scale, upsampled, averaged, blurred).
 
 # %%
-from omniad_lite.evaluation.scoring import anomaly_map, image_scores
+from omniad_lite.model.anomaly_map import anomaly_map, image_scores
 
 train_set = dataset_from_config(cfg.data, "train", preprocess)
 normal_batch = torch.stack([train_set[i]["image"] for i in range(0, len(train_set), max(1, len(train_set) // 32))])

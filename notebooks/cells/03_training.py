@@ -98,7 +98,7 @@ display(Markdown(quality_note(run_dir)))
 print(", ".join(sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))))
 
 # %%
-table = result.metrics
+table = result.evaluation.table
 viz.readable(table)
 
 # %%

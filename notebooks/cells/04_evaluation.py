@@ -64,9 +64,9 @@ display(Markdown(quality_note(run_dir)))
 # metrics, pixel AUROC and AP agree. Same maps, two rulers.
 
 # %%
-from omniad_lite.evaluation.evaluate import evaluate, test_dataset
+from omniad_lite.evaluation.evaluator import evaluate, test_dataset
 from omniad_lite.evaluation.metrics import compute_metrics
-from omniad_lite.evaluation.tables import metrics_table
+from omniad_lite.evaluation.metric_tables import metrics_table
 
 test_set = test_dataset(cfg, model.preprocess)  # the run's test split, prepared as the model expects
 result = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", keep_maps=True)
@@ -102,7 +102,7 @@ viz.readable(both[[(m, p) for m in differ for p in ("kit", "released")]])
 label = f"{cfg.name} run" + ("" if cfg.data.root is None else f" ({cfg.data.format})")
 expect = viz.expectation_table({label: kit.loc["mean"]})
 if cfg.data.root is not None:  # a benchmark run: file it under its data set instead of "other data"
-    expect = expect.rename(index={viz.tables.OTHER_DATA: f"{cfg.data.format} (this run)"})
+    expect = expect.rename(index={viz.table_display.OTHER_DATA: f"{cfg.data.format} (this run)"})
 expect
 
 # %%

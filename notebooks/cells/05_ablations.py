@@ -57,7 +57,7 @@ import pandas as pd
 from omniad_lite.evaluation.metrics import METRIC_NAMES
 from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, summarise
-from omniad_lite.viz.sweep import sweep_plot
+from omniad_lite.viz.sweep_plots import sweep_plot
 
 base = experiment_from_params(preset, data_root=data_root, classes=classes, epochs=epochs, iterations=iterations,
                               device=device, cache_teacher_features=cache_teacher_features)
@@ -103,7 +103,7 @@ runs[["variant", "seed", *metrics, "steps"]].round(1)
 # %%
 from IPython.display import display
 
-from omniad_lite.viz.tables import SHORT_NAMES
+from omniad_lite.viz.table_display import SHORT_NAMES
 
 pd.set_option("display.width", 100)  # the two tables are ~96 columns: keep each on one block
 summary = summarise(runs, metrics, reference)

@@ -101,7 +101,7 @@ print(detect_format(folder), sorted(counts.items()))
 cfg = experiment_from_params(preset, [f"data.val_fraction={val_fraction}"], data_root=str(folder), epochs=epochs,
                              iterations=iterations, device=device)
 result = omniad_lite.train(cfg, run_dir, overwrite=True)
-result.metrics[["image_auroc", "image_ap", "image_f1max", "pixel_auroc"]]
+result.evaluation.table[["image_auroc", "image_ap", "image_f1max", "pixel_auroc"]]
 
 # %% [markdown]
 # ## The threshold

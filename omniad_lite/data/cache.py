@@ -27,6 +27,7 @@ import numpy as np
 from ..progress import tqdm
 
 from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
+from ..errors import RecoveryWarning, warn
 from ..integrity import check_file, file_record
 from .images import load_pair
 from .sample import Sample
@@ -87,7 +88,7 @@ class ImageCache:
         self.was_built = problem is not None
         if self.was_built:
             if problem:
-                print(f"warning: image cache {self.dir} is damaged ({problem}); rebuilding it", file=sys.stderr)
+                warn(f"image cache {self.dir} is damaged ({problem}); rebuilding it", RecoveryWarning)
             self._build(samples, stamp, progress)
 
     # -- build -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .cache import ImageCache
 from .images import load_pair
 from .preprocess import Preprocess
 from .sample import Sample, class_names
+from ..errors import DataError
 
 
 class AnomalyDataset(Dataset):
@@ -38,10 +39,10 @@ class AnomalyDataset(Dataset):
     def __init__(self, samples: list[Sample], preprocess: Preprocess, cache_dir: str | Path | None = None,
                  progress: bool = True):
         if len(samples) == 0:
-            raise ValueError("AnomalyDataset got no samples; check the root, split and classes given to "
+            raise DataError("AnomalyDataset got no samples; check the root, split and classes given to "
                              "load_samples")
         if not isinstance(preprocess, Preprocess):
-            raise ValueError(f"AnomalyDataset needs a Preprocess (e.g. model.preprocess), got {preprocess!r}")
+            raise DataError(f"AnomalyDataset needs a Preprocess (e.g. model.preprocess), got {preprocess!r}")
         self.samples = list(samples)
         self.preprocess = preprocess
         self.image_size = preprocess.image_size

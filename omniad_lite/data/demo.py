@@ -36,6 +36,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
+from ..errors import DataError
 
 DEMO_VERSION = 3  # names the cache folder; any change to this file regenerates it (see demo_root)
 IMAGE_SIDE = 192  # px, side of every demo image
@@ -184,7 +185,7 @@ def _apply(rng: np.random.Generator, img: np.ndarray, name: str, defect: str,
         dark = out[mask].mean() > DARK_SURROUNDINGS  # the hole shows darker, or paler on a dark ground
         out[mask] = blurred[mask] * (rng.uniform(*MISSING_DARKEN) if dark else rng.uniform(*MISSING_BRIGHTEN))
     else:
-        raise ValueError(f"unknown demo defect {defect!r}")
+        raise DataError(f"unknown demo defect {defect!r}")
     return out, mask
 
 

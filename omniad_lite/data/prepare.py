@@ -20,6 +20,7 @@ from ..progress import tqdm
 from .images import check_pair
 from .loading import FORMATS, detect_format, load_samples
 from .sample import Sample
+from ..errors import DataError
 
 DATASET_PAGES = {
     "mvtec": "https://www.mvtec.com/company/research/datasets/mvtec-ad",
@@ -156,12 +157,12 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
                                 f"its path or the extracted folder")
     folder = extract(source, dest, log) if is_archive(source) else source
     if not folder.is_dir():
-        raise ValueError(f"{source} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+        raise DataError(f"{source} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")
     root = find_root(folder, fmt)
     if root is None:
         other = detect_format(folder)
         hint = f"; it looks like format {other!r}" if other else ""
-        raise ValueError(f"{folder} is not a {name} dataset: expected {FORMATS[fmt].EXPECTED} in it or one "
+        raise DataError(f"{folder} is not a {name} dataset: expected {FORMATS[fmt].EXPECTED} in it or one "
                          f"level below{hint}. Get {name} from {page}")
     log(f"{name} root: {root}")
     train = load_samples(root, fmt, "train", classes, **options)

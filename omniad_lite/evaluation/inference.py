@@ -14,7 +14,7 @@ import torch
 from ..progress import tqdm
 
 from ..env import resolve_device
-from .scoring import anomaly_map, image_scores
+from ..model.anomaly_map import anomaly_map, image_scores
 
 EVAL_SEED = 0  # seeds the forked RNG during inference (only matters for ffn="resampled")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from ..errors import InputError
 
 METRIC_COLUMNS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max",
                   "pixel_aupro", "mad")
@@ -47,5 +48,5 @@ def reference_table(dataset: str) -> pd.DataFrame:
     Rows are methods, columns the metric names used by :func:`omniad_lite.metrics.compute_metrics`.
     """
     if dataset not in REFERENCE_RESULTS:
-        raise ValueError(f"no published results recorded for dataset {dataset!r}; choose one of {DATASETS}")
+        raise InputError(f"no published results recorded for dataset {dataset!r}; choose one of {DATASETS}")
     return pd.DataFrame.from_dict(REFERENCE_RESULTS[dataset], orient="index")[list(METRIC_COLUMNS)]

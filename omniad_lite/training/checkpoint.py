@@ -32,6 +32,7 @@ import torch
 from ..files import NoSpaceError, discard, ensure_free, fsync_path, remove, set_default_mode, temp_path
 from ..integrity import verify_folder, write_manifest
 from ..run import RunDir
+from ..errors import RecoveryWarning, RunStateError, warn
 
 SPACE_MARGIN = 1.05  # free space asked for beyond the tensors' bytes (file headers, pickle framing)
 
@@ -105,7 +106,7 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
                 shutil.disk_usage(final.parent).free < needed:
             raise NoSpaceError(f"no space left on {final.parent} for the checkpoint of step {step} (needs "
                                f"{needed / 2**20:.1f} MiB); {no_space_hint}") from None
-        raise RuntimeError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
+        raise RunStateError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
                            f"{_kept(run)}: fix the cause, then --resume") from None
     except BaseException:  # KeyboardInterrupt: no half-written folder either
         remove(tmp)
@@ -149,7 +150,7 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
             damaged.append(f"{folder}: {problem}")
             continue
         for bad in damaged:
-            print(f"warning: checkpoint {bad}; resuming from step {step} instead", file=sys.stderr)
+            warn(f"checkpoint {bad}; resuming from step {step} instead", RecoveryWarning)
         model.load_state_dict(weights, strict=True)
         if is_main:
             run.publish_model(folder / RunDir.MODEL)
@@ -158,7 +159,7 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
                     discard(run.checkpoint_dir(bad))
         return state
     if damaged:
-        raise RuntimeError(f"cannot resume {run}: no usable checkpoint ({damaged[0]}); start the run again "
+        raise RunStateError(f"cannot resume {run}: no usable checkpoint ({damaged[0]}); start the run again "
                            f"with --overwrite")
     return None
 

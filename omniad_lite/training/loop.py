@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from ..progress import tqdm
 
 from ..config import ExperimentConfig
+from ..data import dataset_from_config, default_cache_dir
 from ..env import seed_everything, versions
+from ..errors import ConfigError, InputError, RecoveryWarning, RunStateError, warn
+from ..model import build_model, model_preprocess, reconstruction_loss, resolve_preprocess
+from ..progress import tqdm
 from ..results import TrainResult
 from ..run import RunDir
 from . import checkpoint as ckpt
@@ -38,6 +41,7 @@ from .allocator import keep_freed_memory
 from .optim import build_optimizer, build_scheduler
 from .report import check_test_split, final_evaluation, periodic_evaluation
 from .step import TrainStep, autocast_factory, optimizer_step, resolve_precision
+from .teacher_cache import build_cache, cache_key, feature_bytes_per_image, resolve_cache_mode
 
 TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
 
@@ -75,17 +79,16 @@ class _Progress:
 
 def check_data(cfg: ExperimentConfig, preprocess, progress: bool):
     """Build the train dataset, failing early and clearly on a missing root or an empty split."""
-    from ..data import dataset_from_config
 
     if cfg.data.root is not None and not Path(cfg.data.root).is_dir():
         raise FileNotFoundError(f"data root {cfg.data.root} does not exist; pass --data-root DIR "
                                 f"(or data.root=null for the demo dataset)")
     dataset = dataset_from_config(cfg.data, "train", preprocess, progress=progress)
     if len(dataset) == 0:
-        raise ValueError(f"the train split under {cfg.data.root} is empty (classes={cfg.data.classes}); "
+        raise InputError(f"the train split under {cfg.data.root} is empty (classes={cfg.data.classes}); "
                          f"check the dataset layout and data.classes")
     if len(dataset) < cfg.train.batch_size:
-        raise ValueError(f"the train split has {len(dataset)} images, fewer than train.batch_size="
+        raise InputError(f"the train split has {len(dataset)} images, fewer than train.batch_size="
                          f"{cfg.train.batch_size}; lower the batch size")
     return dataset
 
@@ -109,11 +112,12 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
         A :class:`~omniad_lite.results.TrainResult`; its ``evaluation`` is the final model's
         (``None`` when paused by ``max_steps`` and in non-main processes).
     """
+    if cfg.method != "omniad":
+        raise ConfigError(f"training.train fits Omni-AD, not method={cfg.method!r}; call omniad_lite.train(cfg, "
+                          f"out_dir), which runs the config's method")
     info = dist_utils.setup(cfg.train.device)
     lock = None
     try:
-        from ..model import resolve_preprocess
-
         cfg = resolve_preprocess(cfg)
         run = RunDir(out_dir)
         if info.is_main:  # held until the run returns: a second writer is refused, naming this process
@@ -137,8 +141,6 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
 
 def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
     """Data, model, optimiser, scheduler, precision and the (wrapped) train step."""
-    from ..model import build_model, model_preprocess, reconstruction_loss
-
     t_cfg, device = cfg.train, info.device
     dist_utils.check_batch(t_cfg.batch_size, info)
     dataset = check_data(cfg, model_preprocess(cfg.model), progress)
@@ -173,8 +175,8 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
     prog = _Progress()
     state = ckpt.load_checkpoint(r.run, r.model, is_main=r.info.is_main) if resuming else None
     if resuming and state is None and r.info.is_main:
-        print(f"note: {r.run} holds no checkpoint yet (it stopped before its first, at step "
-              f"{r.cfg.train.checkpoint_every}); starting it from step 0", file=sys.stderr)
+        warn(f"{r.run} holds no checkpoint yet (it stopped before its first, at step "
+             f"{r.cfg.train.checkpoint_every}); starting it from step 0", RecoveryWarning)
     if state is not None:
         r.optimizer.load_state_dict(state["optimizer"])
         r.scheduler.load_state_dict(state["scheduler"])
@@ -195,9 +197,6 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
 
 def _teacher_cache(r: _Run, progress: bool):
     """The teacher-feature cache of the train split (``None`` when ``train.cache_teacher_features="off"``)."""
-    from ..data import default_cache_dir
-    from .teacher_cache import build_cache, cache_key, feature_bytes_per_image, resolve_cache_mode
-
     t_cfg, pre = r.cfg.train, r.model.preprocess
     size = feature_bytes_per_image(r.model.encoder.channels, r.model.encoder.reductions, pre.image_size)
     mode = resolve_cache_mode(t_cfg.cache_teacher_features, size * len(r.dataset), r.info.device)
@@ -278,7 +277,7 @@ def _window_mean(r: _Run, prog: _Progress) -> float:
     """Mean loss of the steps since the last log row, averaged over processes; raise if not finite."""
     value = float(dist_utils.mean_across(prog.window_loss / max(prog.window_count, 1), r.info))
     if not math.isfinite(value):
-        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, f"the training loss became {value}"))
+        raise RunStateError(ckpt.non_finite_message(r.run, prog.step, f"the training loss became {value}"))
     return value
 
 
@@ -300,7 +299,7 @@ def _checkpoint(r: _Run, prog: _Progress) -> None:
     if prog.window_count:
         _window_mean(r, prog)
     if not ckpt.all_finite(r.model, r.optimizer):  # a finite loss, then an update that overflowed
-        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, "the weights became inf/NaN"))
+        raise RunStateError(ckpt.non_finite_message(r.run, prog.step, "the weights became inf/NaN"))
     rngs = dist_utils.gather_objects(ts.capture_rng(), r.info)
     if r.info.is_main:
         ckpt.save_checkpoint(r.run, r.model, {

@@ -35,6 +35,7 @@ from ..progress import tqdm
 
 from ..files import discard, remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest
+from ..errors import InputError, RecoveryWarning, RunStateError, warn
 
 CACHE_DTYPE = np.float16
 SCALES = 3
@@ -140,7 +141,7 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
                                                     autocast=autocast, channels_last=channels_last,
                                                     progress=progress))
     if mode != "disk":
-        raise ValueError(f"cache_teacher_features={mode!r}: expected 'memory' or 'disk'")
+        raise InputError(f"cache_teacher_features={mode!r}: expected 'memory' or 'disk'")
     folder = cache_root / "teacher" / key
     names = [f"scale{i}.npy" for i in range(SCALES)]
     if is_main:
@@ -148,9 +149,8 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
         if folder.exists():
             manifest, problem = verify_folder(folder, names)
             if problem is not None:
-                if manifest is not None:  # no manifest: written by an earlier version, not damage
-                    print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
-                          file=sys.stderr)
+                if manifest is not None:  # no manifest: a cache folder without hashes, not damage
+                    warn(f"teacher-feature cache {folder} is damaged ({problem}); rebuilding it", RecoveryWarning)
                 discard(folder)
         if not folder.exists():
             _build_disk(folder, names, encoder, dataset, device, batch_size=batch_size, autocast=autocast,
@@ -159,11 +159,11 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
     if not is_main:
         _, problem = verify_folder(folder, names)
         if problem is not None:
-            raise RuntimeError(f"teacher-feature cache {folder} is damaged ({problem}); delete the folder and "
+            raise RunStateError(f"teacher-feature cache {folder} is damaged ({problem}); delete the folder and "
                                f"start again")
     arrays = [np.load(folder / name, mmap_mode="r") for name in names]
     if len(arrays[0]) != len(dataset):
-        raise RuntimeError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
+        raise RunStateError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
                            f"{len(dataset)}; delete the folder to rebuild it")
     return TeacherFeatureCache(arrays)
 

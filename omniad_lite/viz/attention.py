@@ -17,6 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from ..errors import InputError
 
 
 @torch.no_grad()
@@ -52,7 +53,7 @@ def block_input(model, images: torch.Tensor, stage: int, block: int = 0) -> torc
     """
     stages = model.decoder.stages
     if not 0 <= stage < len(stages) or not 0 <= block < len(stages[stage].blocks):
-        raise ValueError(f"no decoder block ({stage}, {block}); the decoder has depths "
+        raise InputError(f"no decoder block ({stage}, {block}); the decoder has depths "
                          f"{[len(s.blocks) for s in stages]}")
     captured: list[torch.Tensor] = []
     handle = stages[stage].blocks[block].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
@@ -83,7 +84,7 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
         ``{"global branch": (H, W), "local branch": (H, W)}``, each normalised to sum to 1.
     """
     if block.global_branch is None or block.local_branch is None:
-        raise ValueError("branch_sensitivity needs a block with both branches")
+        raise InputError("branch_sensitivity needs a block with both branches")
     row, col = position
     identity = 2.0  # GlobalBranch returns attention terms + m + x, with m = upsampled tokens + x
     branches = {"global branch": lambda t: block.global_branch(t) - identity * t,

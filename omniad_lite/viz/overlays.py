@@ -11,6 +11,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from ..errors import InputError
 
 HEATMAP_CMAP = "jet"
 HEATMAP_ALPHA = 0.5  # opacity of the anomaly map over the image
@@ -39,7 +40,7 @@ def to_display_image(image, mean: Sequence[float] | None = None, std: Sequence[f
     """
     arr = to_numpy(image)
     if arr.ndim != 3:
-        raise ValueError(f"image must have 3 dims (3, H, W) or (H, W, 3), got shape {arr.shape}")
+        raise InputError(f"image must have 3 dims (3, H, W) or (H, W, 3), got shape {arr.shape}")
     if arr.shape[0] == 3 and arr.shape[-1] != 3:
         arr = arr.transpose(1, 2, 0)  # (H, W, 3)
     if arr.dtype == np.uint8:
@@ -70,7 +71,7 @@ def overlay(ax, image, anomaly_map, mask=None, *, vmin: float | None = None, vma
     """
     amap = to_numpy(anomaly_map).astype(np.float32)
     if amap.shape != image.shape[:2]:
-        raise ValueError(f"anomaly map shape {amap.shape} does not match image shape {image.shape[:2]}")
+        raise InputError(f"anomaly map shape {amap.shape} does not match image shape {image.shape[:2]}")
     ax.imshow(image)
     im = ax.imshow(amap, cmap=HEATMAP_CMAP, alpha=alpha, vmin=vmin, vmax=vmax)
     if mask is not None and to_numpy(mask).any():
@@ -100,7 +101,7 @@ def heatmap_gallery(images: Sequence[np.ndarray], maps, masks=None, titles: Sequ
     maps = to_numpy(maps)
     n = len(images)
     if n == 0 or len(maps) != n:
-        raise ValueError(f"heatmap_gallery needs the same non-zero number of images and maps, got {n} and {len(maps)}")
+        raise InputError(f"heatmap_gallery needs the same non-zero number of images and maps, got {n} and {len(maps)}")
     vmin = float(maps.min()) if vmin is None else vmin
     vmax = float(maps.max()) if vmax is None else vmax
     fig, axes = plt.subplots(3, n, figsize=(PANEL_INCHES * n, PANEL_INCHES * 3), squeeze=False)
@@ -183,7 +184,7 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
     out = rgb.astype(np.float32) / UINT8_MAX
     if normalized_map is not None:
         if normalized_map.shape != (h, w):
-            raise ValueError(f"map shape {normalized_map.shape} does not match image shape {(h, w)}")
+            raise InputError(f"map shape {normalized_map.shape} does not match image shape {(h, w)}")
         heat = decision_cmap()(np.clip(normalized_map / DECISION_VMAX, 0.0, 1.0))[..., :3]  # (H, W, 3)
         out = (1 - DECISION_ALPHA) * out + DECISION_ALPHA * heat
     font_px = max(MIN_FONT_PX, int(FONT_FRACTION * max(h, w)))
@@ -231,7 +232,7 @@ def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | Non
     """Overlays from :func:`decision_overlay` in a grid (for notebooks)."""
     n = len(overlays)
     if n == 0:
-        raise ValueError("decision_gallery needs at least one overlay")
+        raise InputError("decision_gallery needs at least one overlay")
     cols = min(columns, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES * 1.3 * cols, PANEL_INCHES * rows), squeeze=False)

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .overlays import heatmap_gallery, overlay, to_numpy
+from ..errors import InputError, SetupError
 
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
 THRESHOLD_STEPS = 100  # slider resolution between the maps' min and max
@@ -53,13 +54,13 @@ class ExplorerData:
                  "scores": len(self.scores), "labels": len(self.labels)}
         bad = {k: v for k, v in sizes.items() if v != n}
         if n == 0 or bad:
-            raise ValueError(f"ExplorerData: {n} images but {bad or 'none'}; give one entry per image")
+            raise InputError(f"ExplorerData: {n} images but {bad or 'none'}; give one entry per image")
 
     @classmethod
     def from_eval(cls, result, dataset) -> ExplorerData:
         """The images of ``dataset`` with the maps of ``result`` (``evaluate(..., keep_maps=True)``)."""
         if result.maps is None:
-            raise ValueError("the explorer needs the maps: evaluate(..., keep_maps=True)")
+            raise InputError("the explorer needs the maps: evaluate(..., keep_maps=True)")
         images = np.stack([dataset.raw(i)[0] for i in range(len(dataset))])  # (N, S, S, 3) uint8
         return cls(images=images, maps=result.maps.astype(np.float32), masks=result.masks,
                    cls_names=list(result.per_image["cls_name"]), scores=result.per_image["score"].to_numpy(),
@@ -73,7 +74,7 @@ class ExplorerData:
         """Positions of the images of ``cls_name``, anomalous first, then by decreasing score."""
         idx = [i for i, c in enumerate(self.cls_names) if c == cls_name]
         if not idx:
-            raise ValueError(f"class {cls_name!r} not in the results; classes: {self.classes}")
+            raise InputError(f"class {cls_name!r} not in the results; classes: {self.classes}")
         return sorted(idx, key=lambda i: (-self.labels[i], -self.scores[i]))
 
 
@@ -144,7 +145,7 @@ def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool
     try:
         import ipywidgets as W
     except ImportError as e:
-        raise RuntimeError("explorer(static=False) needs ipywidgets: pip install ipywidgets") from e
+        raise SetupError("explorer(static=False) needs ipywidgets: pip install ipywidgets") from e
 
     cls_box = W.Dropdown(options=data.classes, value=data.classes[0], description="class")
     img_slider = W.IntSlider(min=0, max=len(data.indices(data.classes[0])) - 1, value=0, description="image",
@@ -248,7 +249,7 @@ class LiveLossPlot:
     def __call__(self, step: int | None = None, model=None) -> None:
         import time
 
-        from .curves import loss_curve
+        from .curve_plots import loss_curve
 
         from ..progress import interactive_frontend
 

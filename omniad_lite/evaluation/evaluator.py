@@ -1,7 +1,7 @@
 """Evaluate a model on a test split: per-class metrics under an explicit protocol, as an :class:`EvalResult`.
 
 Reimplements the test loop of the released code (github easyoo/Omni-AD ``trainer``, ADer's ``evaluator``):
-run the test split, build each image's anomaly map (:func:`~omniad_lite.evaluation.scoring.anomaly_map`),
+run the test split, build each image's anomaly map (:func:`~omniad_lite.model.anomaly_map.anomaly_map`),
 image score = max, metrics per class, then the class mean. Where we differ:
 
 - the protocol is explicit (``"kit"``: exact definitions, or ``"released"``) and recorded in the result;
@@ -12,20 +12,31 @@ image score = max, metrics per class, then the class mean. Where we differ:
 """
 from __future__ import annotations
 
+import os
+import time
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from ..progress import print_note
+from ..config import ExperimentConfig
+from ..data import dataset_from_config
+from ..env import resolve_device
+from ..errors import InputError, MetricWarning, warn
 from ..results import MEAN_ROW, EvalResult
+from ..run import RunDir
 from .inference import iter_maps
+from .metric_tables import metrics_table
 from .metrics import compute_metrics
+from .run_loading import LoadedRun, load_run
 from .stream import MetricAccumulator
-from .tables import metrics_table
 
 PER_IMAGE_COLUMNS = ["path", "cls_name", "label", "score", "mask_valid"]
+RECORD_MODES = (None, "beside", "replace")
+DEFAULT_BATCH = 16
 EXACT_MAX_PIXELS = 160_000_000  # ≈ 0.8 GB of float32 maps + masks; MVTec-AD (113 M) and VisA (142 M) fit
 
 
@@ -71,33 +82,62 @@ class _Collector:
                     out[cls] = compute_metrics(d["scores"], d["labels"], d["maps"], d["masks"], self.protocol,
                                                allow_undefined=self.allow_undefined, pixel_valid=d["valid"])
             except ValueError as e:
-                raise ValueError(f"class {cls!r}: {e}") from None
+                raise InputError(f"class {cls!r}: {e}") from None
         return out
 
 
-def evaluate(model, dataset, *, batch_size: int = 16, device="auto", protocol: str = "kit",
+def evaluate(model_or_run, data=None, *, protocol: str = "kit", batch_size: int | None = None, device="auto",
              keep_maps: bool = False, progress: bool = True, num_workers: int = 0, streaming: bool | None = None,
-             rounded: bool = True, allow_undefined: bool = False) -> EvalResult:
-    """Run ``dataset`` (a test split) through ``model`` and compute the per-class metrics.
+             rounded: bool = True, allow_undefined: bool | None = None, record: str | None = None) -> EvalResult:
+    """Evaluate a model or a saved run on a test split: per-class metrics under one protocol.
 
     Args:
-        model: ``model(images) -> (encoder_features, reconstructions)``; moved to ``device`` (in place).
-        dataset: items ``{"image" (3, S, S), "mask" (1, S, S), "label", "cls_name", "path"}`` and optionally
-            ``"mask_valid"`` (False: an anomalous image without a mask, left out of the pixel metrics), e.g.
-            an :class:`~omniad_lite.data.AnomalyDataset`.
-        batch_size: images per forward pass.
-        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
+        model_or_run: a model (``OmniAD``, ``PatchKNN``), a :class:`~.run_loading.LoadedRun` or a run directory.
+        data: what to evaluate on: a dataset (items ``{"image" (3, S, S), "mask" (1, S, S), "label",
+            "cls_name", "path"}`` and optionally ``"mask_valid"``: False for an anomalous image without a
+            mask, left out of the pixel metrics), an :class:`~omniad_lite.config.ExperimentConfig` (its test
+            split), a dataset root (a run's test split from another root) or ``None`` (a run's own test split).
         protocol: ``"kit"`` or ``"released"`` (see :mod:`omniad_lite.evaluation.metrics`).
+        batch_size: images per forward pass (``None``: the config's ``train.batch_size``, else 16).
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
         keep_maps: also keep every map (float16) and mask in the result, in dataset order.
         progress: show a progress bar.
         num_workers: DataLoader workers.
         streaming: ``True`` histogram accumulators (bounded memory, ~1e-4 accurate), ``False`` exact,
             ``None`` exact when the split has at most ``EXACT_MAX_PIXELS`` map pixels.
         rounded: round the table to one decimal like the papers (``per_class`` keeps the fractions).
-        allow_undefined: NaN instead of an error for a class whose metrics are undefined (e.g. no anomalies).
+        allow_undefined: NaN instead of an error for a class whose metrics are undefined (e.g. no anomalies);
+            ``None``: allowed (with a :class:`~omniad_lite.errors.MetricWarning`) for a config's test split.
+        record: for a run: ``"beside"`` writes ``evaluations/<time>-<protocol>.json/.csv``, ``"replace"``
+            rewrites its ``metrics.json``/``metrics.csv`` (what ``omniad-lite eval`` does); the run's lock is
+            held meanwhile and nothing is written when evaluation fails.
     """
+    if isinstance(model_or_run, (str, os.PathLike, LoadedRun)):
+        return _evaluate_run(model_or_run, data, protocol=protocol, batch_size=batch_size, device=device,
+                             keep_maps=keep_maps, progress=progress, record=record)
+    if record is not None:
+        raise InputError(f"record={record!r} needs a run directory, not a model; pass the run's folder")
+    dataset = data
+    if isinstance(data, ExperimentConfig):
+        dataset = test_dataset(data, model_or_run.preprocess, progress)
+        batch_size = batch_size or data.train.batch_size
+        allow_undefined = True if allow_undefined is None else allow_undefined
+    if dataset is None or isinstance(dataset, (str, os.PathLike)):
+        raise InputError("evaluate(model, data) needs a dataset or an ExperimentConfig as data; a run directory "
+                         "brings its own test split")
+    result = _evaluate_dataset(model_or_run, dataset, batch_size=batch_size or DEFAULT_BATCH, device=device,
+                               protocol=protocol, keep_maps=keep_maps, progress=progress, num_workers=num_workers,
+                               streaming=streaming, rounded=rounded, allow_undefined=bool(allow_undefined))
+    note = undefined_note(result)
+    if note:
+        warn(note, MetricWarning)
+    return result
+
+
+def _evaluate_dataset(model, dataset, *, batch_size: int, device, protocol: str, keep_maps: bool, progress: bool,
+                      num_workers: int, streaming: bool | None, rounded: bool, allow_undefined: bool) -> EvalResult:
     if len(dataset) == 0:
-        raise ValueError("evaluate() got an empty dataset; check the test split's root and classes")
+        raise InputError("evaluate() got an empty dataset; check the test split's root and classes")
     side = dataset[0]["image"].shape[-1]
     if streaming is None:
         streaming = len(dataset) * side * side > EXACT_MAX_PIXELS
@@ -116,25 +156,56 @@ def evaluate(model, dataset, *, batch_size: int = 16, device="auto", protocol: s
 
 def test_dataset(cfg, preprocess, progress: bool = True):
     """The test split described by ``cfg.data``, prepared with the model's ``preprocess``."""
-    from ..data import dataset_from_config
-
     return dataset_from_config(cfg.data, "test", preprocess, progress=progress)
 
 
-def evaluate_config(model, cfg, *, protocol: str = "kit", batch_size: int | None = None, device="auto",
-                    progress: bool = True, keep_maps: bool = False) -> EvalResult:
-    """Evaluate ``model`` on the test split of ``cfg`` (what training and ``omniad-lite eval`` do).
-
-    A class whose test split cannot define a metric (custom data without anomalies, anomalous images without
-    masks) gets NaN for it and one printed note, rather than failing at the end of a long run.
-    """
-    dataset = test_dataset(cfg, model.preprocess, progress)
-    result = evaluate(model, dataset, batch_size=batch_size or cfg.train.batch_size, device=device, protocol=protocol,
-                      progress=progress, keep_maps=keep_maps, allow_undefined=True)
-    note = undefined_note(result)
-    if note:
-        print_note(note)
+def _evaluate_run(run_or_loaded, data_root, *, protocol: str, batch_size: int | None, device, keep_maps: bool,
+                  progress: bool, record: str | None) -> EvalResult:
+    """A saved run on its test split (or ``data_root``'s); ``record`` writes the result into the run."""
+    if record not in RECORD_MODES:
+        raise InputError(f"record={record!r} is not one of {RECORD_MODES}")
+    device = resolve_device(device)
+    loaded = run_or_loaded if isinstance(run_or_loaded, LoadedRun) else load_run(run_or_loaded, device=device)
+    cfg = loaded.config
+    if data_root is not None:
+        if not Path(data_root).is_dir():
+            raise FileNotFoundError(f"data root {data_root} does not exist")
+        cfg = cfg.with_overrides({"data.root": str(data_root)})
+    run = loaded.run_dir
+    lock = run.lock("eval", fix="wait for it to finish, then evaluate again") if record else None
+    try:
+        if lock:
+            run.remove_temp_files()
+        t0 = time.perf_counter()
+        result = evaluate(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
+                          keep_maps=keep_maps, progress=progress)
+        if record:
+            record_evaluation(run, result, cfg, replace=record == "replace", eval_time_s=time.perf_counter() - t0)
+    finally:
+        if lock:
+            lock.release()
     return result
+
+
+def write_metrics(run: RunDir, result: EvalResult, extra: dict[str, Any]) -> None:
+    """Write ``metrics.csv`` (the per-class table) and ``metrics.json`` (``extra`` + the final evaluation)."""
+    run.write_metrics({**extra, "protocol": result.protocol, "final": result.to_dict()},
+                      result.table.to_csv(float_format="%.2f"))
+
+
+def record_evaluation(run: RunDir, result: EvalResult, cfg, *, replace: bool, eval_time_s: float) -> list[Path]:
+    """Write a later evaluation of a run: over its metrics (``replace``; the released "best over training"
+    record is kept when the protocol is unchanged) or beside them in ``evaluations/``. Returns the paths."""
+    previous = run.read_metrics() or {}
+    kept = {k: previous[k] for k in ("method", "memory_bank") if k in previous}
+    extra = {**kept, "step": previous.get("step"), "eval_time_s": round(eval_time_s, 2)}
+    if replace:
+        best = previous.get("best_over_training") if previous.get("protocol") == result.protocol else None
+        write_metrics(run, result, {"headline": "final", **extra, "train_time_s": previous.get("train_time_s"),
+                                    "best_over_training": best})
+        return [run / RunDir.METRICS, run / RunDir.METRICS_CSV]
+    payload = {**extra, "data_root": cfg.data.root, "protocol": result.protocol, "final": result.to_dict()}
+    return list(run.write_evaluation(payload, result.table.to_csv(float_format="%.2f"), result.protocol))
 
 
 def undefined_note(result: EvalResult) -> str | None:
@@ -156,4 +227,5 @@ def undefined_note(result: EvalResult) -> str | None:
     return "; ".join(parts) or None
 
 
-__all__ = ["evaluate", "evaluate_config", "test_dataset", "undefined_note", "EXACT_MAX_PIXELS", "MEAN_ROW"]
+__all__ = ["evaluate", "record_evaluation", "test_dataset", "undefined_note", "write_metrics", "EXACT_MAX_PIXELS",
+           "MEAN_ROW"]
