@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import __version__
 from .errors import SetupError
 
 
@@ -33,9 +35,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def versions() -> dict[str, str | None]:
     """Versions of Python, torch, timm, CUDA/cuDNN and the git commit, recorded in every run directory."""
-    import timm
-
-    from . import __version__
+    import timm  # lazy: timm's import takes seconds and only run directories need its version
 
     commit = None
     try:

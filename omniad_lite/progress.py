@@ -64,7 +64,7 @@ def progress_mode() -> str:
     if not interactive_frontend():
         return "line"
     try:
-        import ipywidgets  # noqa: F401
+        import ipywidgets  # noqa: F401 (lazy: optional, the notebooks extra)
     except ImportError:
         return "line"
     return "widget"
@@ -103,7 +103,7 @@ def tqdm(*args, **kwargs):
     if mode == "line":
         return LineTqdm(*args, **kwargs)
     if mode == "widget":
-        from tqdm.notebook import tqdm as notebook_tqdm
+        from tqdm.notebook import tqdm as notebook_tqdm  # lazy: needs the optional ipywidgets
 
         return notebook_tqdm(*args, **kwargs)
     return std_tqdm(*args, **kwargs)

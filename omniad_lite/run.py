@@ -134,7 +134,7 @@ class RunDir:
     # -- weights -----------------------------------------------------------------------------------------
     def save_model(self, model, metadata: dict[str, str] | None = None) -> None:
         """Write the model's weights to ``model.safetensors`` (unwrapped model: not DDP or compiled)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # lazy: keeps omniad_lite.run torch-free
 
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         atomic_write(self.path / self.MODEL, lambda tmp: save_file(state, tmp, metadata=metadata))
@@ -146,7 +146,7 @@ class RunDir:
             RuntimeError: the file is truncated, unreadable or differs from the hash its checkpoint recorded
                 (one line naming the file and the fix).
         """
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # lazy: keeps omniad_lite.run torch-free
 
         path = self.path / self.MODEL
         if not self.has_model():
@@ -167,7 +167,7 @@ class RunDir:
 
     def model_metadata(self) -> dict[str, str]:
         """The string metadata stored in the safetensors header (the trainer stores the step)."""
-        from safetensors import safe_open
+        from safetensors import safe_open  # lazy: keeps omniad_lite.run torch-free
 
         path = self.path / self.MODEL
         try:

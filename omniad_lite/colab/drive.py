@@ -8,6 +8,7 @@ running the notebook again after a disconnect finds the checkpoint (``resume="au
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..data.cache import CACHE_ENV
@@ -20,8 +21,6 @@ CACHE_SUBDIR = "cache"
 
 def on_colab() -> bool:
     """True inside a Google Colab runtime (its kernel imports ``google.colab`` at start-up)."""
-    import sys
-
     return "google.colab" in sys.modules
 
 
@@ -54,7 +53,7 @@ def use_drive(output_dir: str | Path, folder: str | Path = DRIVE_FOLDER) -> Path
     folder = Path(folder).expanduser()
     mount = mount_point(folder)
     try:
-        from google.colab import drive
+        from google.colab import drive  # lazy: exists only on Colab
     except ImportError as e:
         raise SetupError("drive=True needs Google Colab (google.colab cannot be imported here); set "
                            "drive=False and choose output_dir yourself") from e

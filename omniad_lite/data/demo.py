@@ -32,11 +32,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import skimage
 from PIL import Image
 from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
 from ..errors import DataError
+from ..files import remove_stale_temps, temp_path
+from .cache import default_cache_dir
 
 DEMO_VERSION = 3  # names the cache folder; any change to this file regenerates it (see demo_root)
 IMAGE_SIDE = 192  # px, side of every demo image
@@ -251,8 +254,6 @@ def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True) 
 
 def _generator_fingerprint() -> str:
     """Hash of this generator's source and scikit-image's version: any change regenerates a cached demo."""
-    import skimage
-
     digest = hashlib.sha256(Path(__file__).read_bytes() + skimage.__version__.encode())
     return digest.hexdigest()[:16]
 
@@ -270,9 +271,6 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     The folder is reused while its stamp records the current generator (source and scikit-image version);
     otherwise it is written again, so an edited generator never serves stale images.
     """
-    from ..files import remove_stale_temps, temp_path
-    from .cache import default_cache_dir
-
     base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root = base / f"demo_v{DEMO_VERSION}_seed{seed}"
     stamp = root / STAMP_FILE

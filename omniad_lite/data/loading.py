@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import folder, meta, mvtec, realiad, visa
+from .images import check_pair
 from .sample import SPLITS, Sample
 from ..errors import DataError
 
@@ -126,7 +127,6 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
             raise DataError(f"anomalous image {s.image_path} has no mask; add its ground-truth mask, move it "
                              f"out of the dataset or load with masks='optional'")
     if validate:
-        from .images import check_pair
         for s in samples:
             check_pair(s.image_path, s.mask_path)
     return sorted(samples, key=lambda s: (s.cls_name, s.image_path))

@@ -9,6 +9,8 @@ relative to the dataset root.
 from __future__ import annotations
 
 import json
+import argparse
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -185,9 +187,6 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
 
 def script_main(fmt: str, argv: list[str] | None = None) -> int:
     """The shared command line of ``data_scripts/prepare_<fmt>.py``; returns the exit code."""
-    import argparse
-    import sys
-
     name = DATASET_NAMES[fmt]
     p = argparse.ArgumentParser(description=f"Check a {name} download ({DATASET_PAGES[fmt]}): extract, count "
                                             f"per class and split, validate masks, optionally write meta.json.")

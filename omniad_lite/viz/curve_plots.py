@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
@@ -89,8 +90,6 @@ def roc_curves(per_class: Mapping[str, tuple], *, ax=None) -> Figure:
         per_class: ``{class: (image_scores (N,), image_labels (N,))}``.
         ax: axes to draw into (default: a new figure).
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     for cls, (scores, labels) in per_class.items():

@@ -10,6 +10,8 @@ from typing import Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
+from PIL import Image, ImageDraw, ImageFont
 from matplotlib.figure import Figure
 from ..errors import InputError
 
@@ -150,14 +152,10 @@ MIN_FONT_PX = 10
 
 def decision_cmap():
     """The fixed colour map of decision overlays: blue (typical normal) → pale yellow (threshold) → red (2×)."""
-    from matplotlib.colors import LinearSegmentedColormap
-
     return LinearSegmentedColormap.from_list("omniad_decision", list(DECISION_COLORS))
 
 
 def _font(size: int):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
@@ -178,8 +176,6 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
     Returns:
         ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right.
     """
-    from PIL import Image, ImageDraw
-
     h, w = rgb.shape[:2]
     out = rgb.astype(np.float32) / UINT8_MAX
     if normalized_map is not None:
@@ -202,8 +198,6 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
 
 def _colour_bar(draw, canvas, x0: int, h: int, font_px: int, font) -> None:
     """A vertical gradient of the fixed scale (2 at the top, 0 at the bottom) with three labelled ticks."""
-    from PIL import Image
-
     top, bottom = font_px, h - font_px
     if bottom - top < 2:
         return

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
+from ..progress import interactive_frontend
+from .curve_plots import loss_curve
 from .overlays import heatmap_gallery, overlay, to_numpy
 from ..errors import InputError, SetupError
 
@@ -81,8 +86,8 @@ class ExplorerData:
 def widgets_available() -> bool:
     """True when ipywidgets is importable and we run inside a Jupyter kernel (which can display widgets)."""
     try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
+        import ipywidgets  # noqa: F401 (lazy: optional, the notebooks extra)
+        from IPython import get_ipython  # lazy: optional, the notebooks extra
     except ImportError:
         return False
     shell = get_ipython()
@@ -143,7 +148,7 @@ def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool
     if static:
         return static_gallery(data, threshold=threshold)
     try:
-        import ipywidgets as W
+        import ipywidgets as W  # lazy: optional, the notebooks extra
     except ImportError as e:
         raise SetupError("explorer(static=False) needs ipywidgets: pip install ipywidgets") from e
 
@@ -203,9 +208,7 @@ def add_png_fallback(widget, fig: Figure) -> None:
         return {**data, "image/png": base64.b64encode(png).decode("ascii")}
 
     def ipython_display():
-        from IPython.display import Image, display
-
-        from ..progress import interactive_frontend
+        from IPython.display import Image, display  # lazy: optional, the notebooks extra
 
         if interactive_frontend():
             display(bundle(), raw=True)
@@ -220,7 +223,7 @@ def add_png_fallback(widget, fig: Figure) -> None:
 
 def display_figure(fig: Figure) -> None:
     """Show ``fig`` through IPython's display (a PNG in notebooks), then close it so it is not shown twice."""
-    from IPython.display import display
+    from IPython.display import display  # lazy: optional, the notebooks extra
 
     display(fig)
     plt.close(fig)
@@ -238,8 +241,6 @@ class LiveLossPlot:
     """
 
     def __init__(self, run_dir, every_s: float = 5.0):
-        from pathlib import Path
-
         self.history = Path(run_dir) / "history.csv"
         self.every_s = every_s
         self._last = 0.0
@@ -247,12 +248,6 @@ class LiveLossPlot:
         self.redraws = 0
 
     def __call__(self, step: int | None = None, model=None) -> None:
-        import time
-
-        from .curve_plots import loss_curve
-
-        from ..progress import interactive_frontend
-
         now = time.monotonic()
         if step is not None and (now - self._last < self.every_s or not interactive_frontend()):
             return  # nobody watches a batch run: only the final call draws
@@ -260,13 +255,12 @@ class LiveLossPlot:
         if not widgets_available() or not self.history.is_file():
             return
         try:
-            import pandas as pd
             history = pd.read_csv(self.history)
         except (OSError, ValueError):  # the file is being appended: try at the next step
             return
         if len(history) < 1:
             return
-        from IPython.display import display
+        from IPython.display import display  # lazy: optional, the notebooks extra
 
         fig = loss_curve(history)
         if self._handle is None:
