@@ -32,17 +32,18 @@ drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relativ
 # one-line message that names the parameter.
 
 # %%
-import json
 
 import pandas as pd
 from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_results import write_results
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
 check_injected_parameters()
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
 check_param("gallery_size", gallery_size, int, positive=True)
 output_dir = output_path(output_dir)
@@ -125,13 +126,10 @@ fig.savefig(output_dir / "heatmaps.png", dpi=100, bbox_inches="tight")
 # Everything a sweep needs, as JSON, next to the run directory.
 
 # %%
-results = {"notebook": "00_quickstart", "preset": cfg.name, "run_dir": str(run_dir), "steps": result.steps,
-           "train_time_s": round(result.train_time_s, 1),
-           "mean": table.loc["mean"].to_dict(),
-           "per_class": {c: r.to_dict() for c, r in table.drop(index="mean").iterrows()},
-           "heatmaps": str(output_dir / "heatmaps.png")}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+path = write_results(output_dir, "00_quickstart", params, config=cfg, run_dir=run_dir, metrics=result.evaluation,
+                     times={"train_time_s": result.train_time_s},
+                     extra={"steps": result.steps, "heatmaps": output_dir / "heatmaps.png"})
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary

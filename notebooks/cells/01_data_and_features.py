@@ -16,7 +16,6 @@ num_examples = 7         # test images shown: one anomalous image per class, the
 output_dir = "runs/01_data_and_features"
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,9 +24,11 @@ import torch
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_results import write_results
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_example 3) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 cfg = experiment_from_params(preset, data_root=data_root)
 check_param("num_examples", num_examples, int, positive=True)
 output_dir = output_path(output_dir)
@@ -154,13 +155,12 @@ fig = viz.heatmap_gallery([viz.to_display_image(img) for img, _ in raw], maps, [
 # Omni-block) keeps the signal on the defect and removes the rest.
 
 # %%
-results = {"notebook": "01_data_and_features", "teacher": encoder.name, "channels": encoder.channels,
-           "strides": encoder.reductions, "feature_shapes": [list(f.shape[1:]) for f in features],
-           "counts": {split: len(ss) for split, ss in samples.items()},
-           "crude_scores": {f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}/{i}": float(s)
-                            for i, s in zip(picks, scores)}}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"teacher": encoder.name, "channels": encoder.channels,
+         "strides": encoder.reductions, "feature_shapes": [list(f.shape[1:]) for f in features],
+         "counts": {split: len(ss) for split, ss in samples.items()},
+         "crude_scores": {f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}/{i}": float(s)
+                          for i, s in zip(picks, scores)}}
+print(f"wrote {write_results(output_dir, '01_data_and_features', params, config=cfg, extra=extra)}")
 
 # %% [markdown]
 # ## Summary

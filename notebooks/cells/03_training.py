@@ -49,10 +49,12 @@ from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import presets, viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_results import write_results
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, config_table, quality_note
 
 check_injected_parameters()  # a misspelt papermill parameter (-p epoch 5) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
                              iterations=iterations, batch_size=batch_size, device=device, precision=precision,
                              cache_images=cache_images, cache_teacher_features=cache_teacher_features)
@@ -111,11 +113,10 @@ print("headline:", metrics["headline"], "| protocol:", metrics["protocol"],
       f"| train {metrics['train_time_s']} s, eval {metrics['eval_time_s']} s")
 
 # %%
-results = {"notebook": "03_training", "preset": preset, "config": cfg.to_dict(), "run_dir": str(run_dir),
-           "steps": result.steps, "train_time_s": round(result.train_time_s, 1),
-           "mean": table.loc["mean"].to_dict()}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+path = write_results(output_dir, "03_training", params, config=cfg, run_dir=run_dir, metrics=result.evaluation,
+                     times={"train_time_s": result.train_time_s, "eval_time_s": metrics["eval_time_s"]},
+                     extra={"steps": result.steps})
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary

@@ -20,7 +20,6 @@ num_cases = 4                          # best and worst cases shown
 output_dir = "runs/04_evaluation"
 
 # %%
-import json
 
 import numpy as np
 import pandas as pd
@@ -28,10 +27,12 @@ from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, output_path
+from omniad_lite.notebook_results import metrics_record, write_results
+from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, notebook_parameters, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, check_run_dir, quality_note, trained_run
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_case 2) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 check_run_dir(run_dir)
 data_root = None if data_root is None else str(check_folder("data_root", data_root))
 check_param("batch_size", batch_size, int, positive=True)
@@ -166,13 +167,10 @@ view = explorer(ExplorerData.from_eval(result, test_set))
 display(view)
 
 # %%
-results = {"notebook": "04_evaluation", "run_dir": str(run_dir), "preset": cfg.name, "num_images": len(test_set),
-           "kit": {"mean": kit.loc["mean"].to_dict(), "per_class": kit.drop(index="mean").to_dict(orient="index")},
-           "released": {"mean": released.loc["mean"].to_dict(),
-                        "per_class": released.drop(index="mean").to_dict(orient="index")},
-           "figures": [str(output_dir / f) for f in ("curves.png", "best.png", "worst.png")]}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"num_images": len(test_set), "released": metrics_record(released, "released"),
+         "figures": [str(output_dir / f) for f in ("curves.png", "best.png", "worst.png")]}
+path = write_results(output_dir, "04_evaluation", params, config=cfg, run_dir=run_dir, metrics=kit, extra=extra)
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary

@@ -55,13 +55,15 @@ import json
 import pandas as pd
 
 from omniad_lite.evaluation.metrics import METRIC_NAMES
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_results import write_results
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, summarise
 from omniad_lite.viz.sweep_plots import sweep_plot
 
 base = experiment_from_params(preset, data_root=data_root, classes=classes, epochs=epochs, iterations=iterations,
                               device=device, cache_teacher_features=cache_teacher_features)
 check_injected_parameters()  # a misspelt papermill parameter stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 check_param("variants", variants, dict)
 check_param("seeds", seeds, list)
 if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -140,13 +142,12 @@ fig = sweep_plot(runs, summary, metrics)
 fig.savefig(output_dir / "ablations.png", dpi=100, bbox_inches="tight")
 
 # %%
-results = {"notebook": "05_ablations", "variants": variants, "seeds": seeds, "reference": summary.attrs["reference"],
-           "runs": runs.to_dict(orient="records"),
-           "summary": json.loads(summary.to_json(orient="index")),
-           "table": table.to_dict(orient="index"), "csv": str(output_dir / "ablations.csv"),
-           "plot": str(output_dir / "ablations.png")}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"reference": summary.attrs["reference"],
+         "runs": runs.to_dict(orient="records"),
+         "summary": json.loads(summary.to_json(orient="index")),
+         "table": table.to_dict(orient="index"), "csv": str(output_dir / "ablations.csv"),
+         "plot": str(output_dir / "ablations.png")}
+print(f"wrote {write_results(output_dir, '05_ablations', params, config=base, extra=extra)}")
 
 # %% [markdown]
 # ## Summary

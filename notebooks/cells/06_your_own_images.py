@@ -41,7 +41,6 @@ output_dir = "runs/06_your_own_images"  # the image folder (default), run, overl
 # A wrong type, an unknown method or an impossible false-positive rate stops here with one line.
 
 # %%
-import json
 import shutil
 from pathlib import Path
 
@@ -50,9 +49,11 @@ import pandas as pd
 
 import omniad_lite
 from omniad_lite.evaluation.thresholds import check_fpr, check_method
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_results import write_results
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
 
 check_injected_parameters()  # a misspelt papermill parameter (-p fp 0.01) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
 check_param("folder", folder, (str, Path, type(None)))
 check_param("demo_class", demo_class, str)
 check_param("val_fraction", val_fraction, float, positive=True)
@@ -176,18 +177,15 @@ print("ONNX Runtime gives the same decisions:", same)
 # ## Results for papermill users
 
 # %%
-results = {"notebook": "06_your_own_images", "folder": str(folder), "format": detect_format(folder),
-           "counts": counts, "run_dir": str(run_dir), "steps": result.steps,
-           "image_metrics": result.metrics.loc["mean", ["image_auroc", "image_ap", "image_f1max"]].to_dict(),
-           "pixel_auroc": None if pd.isna(result.metrics.loc["mean", "pixel_auroc"])
-           else float(result.metrics.loc["mean", "pixel_auroc"]),
-           "method": thresholds.method, "fpr": thresholds.fpr, "threshold": entry["threshold"],
-           "n_heldout": entry["n_normal"], "heldout_false_positives": entry["normal_false_positives"],
-           "decisions": table["decision"].value_counts().to_dict(),
-           "onnx": str(onnx_path), "onnx_max_map_diff": max_diff, "onnx_same_decisions": same,
-           "figures": [str(output_dir / "decisions.png")]}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"folder": str(folder), "format": detect_format(folder), "counts": counts, "steps": result.steps,
+         "method": thresholds.method, "fpr": thresholds.fpr, "threshold": entry["threshold"],
+         "n_heldout": entry["n_normal"], "heldout_false_positives": entry["normal_false_positives"],
+         "decisions": table["decision"].value_counts().to_dict(),
+         "onnx": str(onnx_path), "onnx_max_map_diff": max_diff, "onnx_same_decisions": same,
+         "figures": [str(output_dir / "decisions.png")]}
+path = write_results(output_dir, "06_your_own_images", params, config=cfg, run_dir=run_dir, metrics=result.evaluation,
+                     times={"train_time_s": result.train_time_s}, extra=extra)
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary
