@@ -19,16 +19,13 @@ else (a bug).
 
 Notes that a user may want to silence or turn into errors go through :mod:`warnings` with the classes
 below (``warnings.simplefilter("ignore", OmniADWarning)``, ``python -W error::omniad_lite.errors.OmniADWarning``).
-:func:`warn` reports them at the kit's own line as ``omniad_lite.module:line: Category: text``, wrapped to
-100 columns, so a notebook output stays readable.
+:func:`warn` reports them at the kit's own line as ``omniad_lite.module:line: Category: text``.
 """
 from __future__ import annotations
 
 import sys
-import textwrap
 import warnings
 
-NOTE_WIDTH = 100  # notebook outputs and terminal lines stay within this many columns
 
 
 class OmniADError(Exception):
@@ -86,8 +83,8 @@ class RecoveryWarning(OmniADWarning):
 def warn(message: str, category: type[OmniADWarning] = OmniADWarning) -> None:
     """Issue a kit warning at the caller's line, shown as ``omniad_lite.module:line: Category: message``.
 
-    The text is wrapped to :data:`NOTE_WIDTH` columns; the module's dotted name stands for its file, so no
-    absolute path reaches a notebook output.
+    The module's dotted name stands for its file, so no absolute path reaches an output; the notebooks show
+    these warnings as wrapped ``note`` lines (:func:`omniad_lite.notebook_params.show_notes`).
 
     Args:
         message: one sentence naming what and why.
@@ -95,8 +92,5 @@ def warn(message: str, category: type[OmniADWarning] = OmniADWarning) -> None:
     """
     frame = sys._getframe(1)
     module = frame.f_globals.get("__name__", "omniad_lite")
-    indent = len(f"{module}:{frame.f_lineno}: {category.__name__}: ")
-    text = textwrap.fill(message, width=NOTE_WIDTH, initial_indent=" " * indent, subsequent_indent="  ",
-                         break_on_hyphens=False)[indent:]
-    warnings.warn_explicit(text, category, module, frame.f_lineno, module=module,
+    warnings.warn_explicit(message, category, module, frame.f_lineno, module=module,
                            registry=frame.f_globals.setdefault("__warningregistry__", {}))

@@ -13,13 +13,16 @@ from __future__ import annotations
 import ast
 import difflib
 import sys
+import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import presets
 from .config import ExperimentConfig
-from .errors import ConfigError
+from .errors import ConfigError, OmniADWarning
 
+NOTE_WIDTH = 100  # notebook outputs stay within this many columns
 PAPERMILL_COMMENT = "# Parameters"  # first line of the cell papermill injects after the parameters cell
 
 
@@ -193,6 +196,27 @@ def notebook_parameters(history: Sequence[str] | None = None, namespace: dict[st
     cells = [_assigned(src) for src in history[1:]]
     names = next((c for c in cells if c), [])
     return {n: namespace[n] for n in names if n in namespace}
+
+
+def show_notes(width: int = NOTE_WIDTH) -> None:
+    """Show the kit's warnings in this notebook as ``note (Category): text`` lines on stdout, wrapped to
+    ``width`` columns (a notebook output stays readable and free of file paths); other warnings, and the
+    filters that decide which warnings are shown at all, are left as they are.
+
+    Call it once, in the notebook's first code cell after the parameters.
+    """
+    previous = warnings.showwarning
+    if getattr(previous, "omniad_notes", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, OmniADWarning):
+            return previous(message, category, filename, lineno, file, line)
+        print(textwrap.fill(f"note ({category.__name__}): {message}", width=width, subsequent_indent="  ",
+                            break_on_hyphens=False, break_long_words=False))
+
+    show.omniad_notes = True
+    warnings.showwarning = show
 
 
 def _is_injected(source: str) -> bool:

@@ -9,8 +9,8 @@ import warnings
 import pytest
 
 from omniad_lite import cli, presets
-from omniad_lite.errors import (ConfigError, DataError, InputError, OmniADError, OmniADWarning, RunStateError,
-                                ThresholdWarning, warn)
+from omniad_lite.errors import (ConfigError, DataError, InputError, MetricWarning, OmniADError, OmniADWarning,
+                                RunStateError, ThresholdWarning, warn)
 from omniad_lite.lock import RunInUseError
 
 
@@ -69,3 +69,21 @@ def test_cli_prints_one_line_for_the_kits_errors_and_the_type_for_a_bug(monkeypa
     assert cli.main(["presets"]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert "No such file or directory" in err and "--debug" not in err
+
+
+def test_notebooks_show_the_kits_warnings_as_wrapped_notes(monkeypatch, capsys):
+    from omniad_lite.notebook_params import NOTE_WIDTH, show_notes
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    show_notes()
+    show_notes()  # idempotent: a re-run cell does not stack a second hook
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = warnings.showwarning  # catch_warnings restores it; keep the hook inside
+        warn("the thresholds of brick rest on 3 held-out images " * 4, ThresholdWarning)
+        warnings.simplefilter("ignore", MetricWarning)
+        warn("filtered out", MetricWarning)
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert lines[0].startswith("note (ThresholdWarning): the thresholds of brick") and len(lines) > 1
+    assert all(len(line) <= NOTE_WIDTH for line in lines) and "filtered out" not in out.out and not out.err

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from omniad_lite.data.factory import samples_from_config
+from omniad_lite.evaluation.calibration import calibrate
+from omniad_lite.evaluation.prediction import predict
 from omniad_lite.run import RunDir
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, slug, summarise
 from omniad_lite.viz.sweep_plots import sweep_plot
@@ -68,7 +71,7 @@ def test_plan_sweep_checks_every_variant_before_running(tiny_cfg, tmp_path):
     assert [(r.variant, r.seed, r.method) for r in plan] == [("base", 0, "omniad"), ("base", 1, "omniad"),
                                                              ("kNN 1%", 0, "knn"), ("kNN 1%", 1, "knn")]
     assert plan[3].run_dir == RunDir(tmp_path / "knn_1" / "seed1") and plan[3].cfg.train.seed == 1
-    assert plan[2].knn.coreset_ratio == 0.01 and plan[0].knn is None
+    assert plan[2].settings.coreset_ratio == 0.01 and plan[0].settings is None and plan[2].cfg.method == "knn"
     with pytest.raises(ValueError, match="variant 'typo': .*ModelConfig.ffn='fast'"):
         plan_sweep(cfg, {"base": [], "typo": ["model.ffn=fast"]}, [0], tmp_path)
     with pytest.raises(ValueError, match="share the folder name"):
@@ -88,6 +91,10 @@ def test_run_sweep_runs_reuses_and_refuses_to_mix_configs(tiny_cfg, tmp_path, ca
     assert not runs["reused"].any() and runs["image_auroc"].between(0, 100).all()
     for _, r in runs.iterrows():  # each row holds its run directory's metrics.json
         assert RunDir(r["run_dir"]).read_metrics()["final"]["mean"]["mad"] == r["mad"]
+    knn_run = runs["run_dir"].iloc[1]  # a sweep's kNN run decides like any run: it has thresholds.json
+    images = [s.image_path for s in samples_from_config(cfg.data, "test")][:4]
+    assert all(p.is_anomalous is not None for p in predict(knn_run, images, device="cpu"))
+    assert calibrate(knn_run, method="f1").method == "f1"
     again = run_sweep(cfg, {"knn": variants["knn"]}, [0, 1], tmp_path / "sweep")  # only the new seed runs
     assert list(again["reused"]) == [True, False] and again["mad"].iloc[0] == runs["mad"].iloc[1]
     assert "reused" in capsys.readouterr().out

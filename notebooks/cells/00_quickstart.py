@@ -39,11 +39,12 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
 check_injected_parameters()
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
 check_param("gallery_size", gallery_size, int, positive=True)
 output_dir = output_path(output_dir)

@@ -25,10 +25,11 @@ import torch
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_example 3) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 cfg = experiment_from_params(preset, data_root=data_root)
 check_param("num_examples", num_examples, int, positive=True)
 output_dir = output_path(output_dir)

@@ -37,11 +37,12 @@ import omniad_lite
 from omniad_lite import viz
 from omniad_lite.model import omni_block, token_attention
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, output_path
 from omniad_lite.notebook_runs import check_run_dir
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_head 4) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 for name in ("dim", "side", "batch", "num_heads", "num_query_tokens", "num_kv_tokens"):
     check_param(name, globals()[name], int, positive=True)
 check_param("example_class", example_class, str)

@@ -50,11 +50,12 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import presets, viz
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, config_table, quality_note
 
 check_injected_parameters()  # a misspelt papermill parameter (-p epoch 5) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=classes, epochs=epochs,
                              iterations=iterations, batch_size=batch_size, device=device, precision=precision,
                              cache_images=cache_images, cache_teacher_features=cache_teacher_features)

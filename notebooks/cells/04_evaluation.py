@@ -28,11 +28,12 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.notebook_results import metrics_record, write_results
-from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, notebook_parameters, output_path
+from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, notebook_parameters, show_notes, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, check_run_dir, quality_note, trained_run
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_case 2) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 check_run_dir(run_dir)
 data_root = None if data_root is None else str(check_folder("data_root", data_root))
 check_param("batch_size", batch_size, int, positive=True)

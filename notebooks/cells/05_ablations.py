@@ -56,7 +56,7 @@ import pandas as pd
 
 from omniad_lite.evaluation.metrics import METRIC_NAMES
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, summarise
 from omniad_lite.viz.sweep_plots import sweep_plot
 
@@ -64,6 +64,7 @@ base = experiment_from_params(preset, data_root=data_root, classes=classes, epoc
                               device=device, cache_teacher_features=cache_teacher_features)
 check_injected_parameters()  # a misspelt papermill parameter stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 check_param("variants", variants, dict)
 check_param("seeds", seeds, list)
 if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

@@ -50,10 +50,11 @@ import pandas as pd
 import omniad_lite
 from omniad_lite.evaluation.thresholds import check_fpr, check_method
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 
 check_injected_parameters()  # a misspelt papermill parameter (-p fp 0.01) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 check_param("folder", folder, (str, Path, type(None)))
 check_param("demo_class", demo_class, str)
 check_param("val_fraction", val_fraction, float, positive=True)

@@ -54,12 +54,23 @@ def flat_class_name(root: Path) -> str:
     return root.name or "images"
 
 
+_NOTED: set[str] = set()  # keys of the notes already given in this process
+
+
 def list_classes(root: Path, **options: Any) -> list[str]:
     reject_options("folder", options, OPTIONS)
     if is_flat(root):
         return [flat_class_name(root)]
     return sorted(d.name for d in root.iterdir()
                   if d.is_dir() and not d.name.startswith(".") and ((d / "train").is_dir() or (d / "test").is_dir()))
+
+
+def note_once(key: str, message: str) -> None:
+    """A :class:`~omniad_lite.errors.DataWarning` the first time this process sees ``key`` (one per folder,
+    whichever split or call reads it)."""
+    if key not in _NOTED:
+        _NOTED.add(key)
+        warn(message, DataWarning)
 
 
 def _images_in(folder: Path, skipped: list[Path]) -> list[Path]:
@@ -96,12 +107,12 @@ def _check_files(root: Path, pairs: list[tuple[Path, Path | None]], skipped: lis
         raise DataError(f"{len(bad)} unreadable image file(s) under {root}: {bad[0]}{more}; delete or replace "
                          f"them, or move them out of the dataset folder")
     if skipped:
-        warn(f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); only "
-             f"{', '.join(IMAGE_EXTENSIONS)} files are read", DataWarning)  # once per folder (same text)
+        note_once(f"skipped:{root}", f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); "
+                  f"only {', '.join(IMAGE_EXTENSIONS)} files are read")
     if len(sizes) > 1:
         common = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
-        warn(f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); each is resized to "
-             f"the network input, and predict maps back to each image's own size", DataWarning)
+        note_once(f"sizes:{root}", f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); "
+                  f"each is resized to the network input, and predict maps back to each image's own size")
 
 
 def _readable(path: Path, what: str, bad: list[str]) -> tuple[int, int] | None:
