@@ -33,7 +33,7 @@ from .errors import InputError, OmniADError
 MB = 1024 * 1024
 STALE_TEMP_AGE_S = 24 * 3600  # a temporary file of another host is considered abandoned after a day
 _SAFE_HOST = re.sub(r"[^A-Za-z0-9.]", "_", HOST)
-# .<name>.tmp-<pid>-<8 hex>-<host>   (ours)   and   .<name>.tmp<pid>   (written by earlier versions)
+# .<name>.tmp-<pid>-<8 hex>-<host>   (ours)   and   .<name>.tmp<pid>   (an older naming, still cleaned up)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}-(?P<host>[A-Za-z0-9._]+)$")
 _LEGACY_TEMP = re.compile(r"^\.?(?P<name>.+)\.tmp(?P<pid>\d+)$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -120,7 +120,7 @@ def remove_stale_temps(folder: str | Path, *, everyone: bool = False, legacy: bo
         folder: where to look (not recursive).
         everyone: delete every temporary entry, also those of live processes (the caller holds a lock that
             guarantees no one else writes there).
-        legacy: also the ``<name>.tmp<pid>`` names of earlier versions whose process has ended (cache
+        legacy: also the ``<name>.tmp<pid>`` names (the older naming) whose process has ended (cache
             folders only: a user's own file could look like that).
 
     Returns:

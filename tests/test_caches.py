@@ -1,4 +1,4 @@
-"""Caches that survive corruption, full disks and dead writers, and never change results (issue 14, items 3-7).
+"""Caches that survive corruption, full disks and dead writers, and never change results.
 
 Full disks use a real 2 MB tmpfs where this process may mount one (root), else a monkeypatched
 ``posix_fallocate`` that fails the way a full disk does (ENOSPC).
@@ -121,7 +121,7 @@ def test_dead_writers_temp_files_are_removed(tiny_root, tmp_path):
     live = cache.dir / f".masks.u8.tmp-{os.getpid()}-0123abcd-{files._SAFE_HOST}"
     for p in (*dead, live):
         p.write_bytes(b"x" * 1000)
-    demo_tmp = tmp_path / f".demo_v3_seed0.tmp{pid}"  # a killed demo generation of an earlier version
+    demo_tmp = tmp_path / f".demo_v3_seed0.tmp{pid}"  # a killed demo generation (the older temp naming)
     (demo_tmp / "brick").mkdir(parents=True)
     ImageCache(samples, SIZE, tmp_path, progress=False)
     assert not any(p.exists() for p in dead) and live.exists()

@@ -1,4 +1,4 @@
-"""Runs that survive faults (issue 14): atomic checkpoints under injected write failures, damaged checkpoints,
+"""Runs that survive faults: atomic checkpoints under injected write failures, damaged checkpoints,
 kills before the first checkpoint, non-finite weights, test-split problems found before training, unreadable
 and high-bit-depth images, one-line CLI errors, and ``eval`` writing beside a run's metrics."""
 from __future__ import annotations

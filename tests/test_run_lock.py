@@ -1,5 +1,5 @@
 """The run-directory lock: a second writer (another process) is refused with one line, a dead one's lock is
-taken over, and nothing of the holder's run is touched (issue 14, item 1)."""
+taken over, and nothing of the holder's run is touched."""
 from __future__ import annotations
 
 import os

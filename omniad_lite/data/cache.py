@@ -104,7 +104,7 @@ class ImageCache:
             return ""  # never built, or the build was interrupted
         if info.get("stamp") != stamp or info.get("n") != self._n or info.get("m") != self._m \
                 or "files" not in info:
-            return ""  # the images changed, or written by an earlier version: build again (not damage)
+            return ""  # the images changed, or a stamp of another format: build again (not damage)
         for name in self._shapes():
             problem = check_file(self.dir / name, info.get("files", {}).get(name))
             if problem:
