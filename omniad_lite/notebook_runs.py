@@ -19,7 +19,7 @@ from .config import ExperimentConfig
 from .notebook_params import NotebookParameterError, check_param
 from .run import RunDir
 
-DEMO_QUALITY = 95.0  # mean image AUROC (×100) a full demo run must reach on the demo data (the bar the demo preset is tuned to)
+DEMO_QUALITY = 95.0  # mean image AUROC (×100) a full demo run reaches on the demo data (the preset is tuned to it)
 
 
 def is_complete(run_dir: str | Path) -> bool:

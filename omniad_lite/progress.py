@@ -110,9 +110,3 @@ def tqdm(*args, **kwargs):
 
 
 tqdm.write = std_tqdm.write  # ``tqdm.write(line)``: print without breaking an open bar, as with tqdm itself
-
-
-def print_note(text: str, width: int = 100) -> None:
-    """Print ``note: text`` on stdout, wrapped to ``width`` columns (a notebook output or a terminal line):
-    information for the reader, not an error, so it stays out of stderr."""
-    print(textwrap.fill(f"note: {text}", width=width, subsequent_indent="  ", break_on_hyphens=False))

@@ -4,12 +4,13 @@
 ``out_dir/<variant>/seed<k>/`` (a normal run directory: ``omniad-lite eval``/``load_run`` work on it), and
 returns one row per run. A variant is a list of overrides on ``base_cfg``: config keys
 (``"model.ffn=resampled"``), among them ``"method=knn"`` plus ``"knn.<key>=<value>"`` settings for the
-training-free kNN baseline (:mod:`omniad_lite.methods`). ``summarise`` turns the rows into one row per variant: the mean over
-seeds, the spread (max − min over seeds) and the difference from a reference variant, flagged as *beyond the
-seed spread* only when it exceeds the two variants' spreads added together (plus the 0.1 resolution of the
-stored metrics). Under Gaussian seed noise this flags a difference that is not there about 1 time in 8 with
-two seeds per variant and 1 in 100 with three (``tests/test_sweep.py`` simulates it); merely non-overlapping
-ranges would do so 1 time in 3 with two seeds. With fewer than two seeds nothing is judged.
+training-free kNN baseline (:mod:`omniad_lite.methods`). ``summarise`` turns the rows into one row per
+variant: the mean over seeds, the spread (max − min over seeds) and the difference from a reference variant,
+flagged as *beyond the seed spread* only when it exceeds the two variants' spreads added together (plus the
+0.1 resolution of the stored metrics). Under Gaussian seed noise this flags a difference that is not there
+about 1 time in 8 with two seeds per variant and 1 in 100 with three (``tests/test_sweep.py`` simulates it);
+merely non-overlapping ranges would do so 1 time in 3 with two seeds. With fewer than two seeds nothing is
+judged.
 
 Finished runs whose saved config equals the one asked for are reused (a papermill re-run with more seeds
 only trains the new ones); an interrupted Omni-AD run is resumed from its checkpoint (one interrupted before

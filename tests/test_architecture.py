@@ -233,8 +233,9 @@ def test_no_document_outside_the_repo_is_referenced():
     bad = re.compile(r"\.\./shared|\bSPEC\.md\b|\bFORMATS\.md\b|\bSTYLE\.md\b")
     offenders = []
     for p in ROOT.rglob("*"):
-        if p.is_file() and p.name != Path(__file__).name and p.suffix in {".py", ".md", ".yaml", ".yml", ".toml", ".ipynb", ".txt", ".cfg"} \
-                and not any(part.startswith(".") or part in ("runs", "build", "dist") for part in p.relative_to(ROOT).parts):
+        suffixes = {".py", ".md", ".yaml", ".yml", ".toml", ".ipynb", ".txt", ".cfg"}
+        skipped = any(part.startswith(".") or part in ("runs", "build", "dist") for part in p.relative_to(ROOT).parts)
+        if p.is_file() and p.name != Path(__file__).name and p.suffix in suffixes and not skipped:
             if bad.search(p.read_text(errors="ignore")):
                 offenders.append(str(p.relative_to(ROOT)))
     assert not offenders, f"files referring to documents outside the repo: {offenders}"

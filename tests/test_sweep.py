@@ -46,7 +46,7 @@ def test_false_alarm_rate_of_the_verdict_under_pure_seed_noise(seeds, low, high)
     """Variants that differ only by seed noise (σ = 1 point) are flagged about 1 in 8 (2 seeds), 1 in 100 (3)."""
     rng = np.random.default_rng(seeds)
     flags = []
-    for sweep in range(150):
+    for _ in range(150):
         values = rng.normal(90.0, 1.0, size=(21, seeds)).round(1)  # stored metrics have one decimal
         runs = pd.DataFrame([{"variant": f"v{v}", "seed": k, "image_auroc": values[v, k]}
                              for v in range(21) for k in range(seeds)])

@@ -18,9 +18,9 @@ Defects (each written with a pixel-exact mask: the mask is exactly the set of pi
 ``scratch`` (a ~5 px bright or dark curve), ``stain`` (a translucent blob with an irregular edge: dark on
 bright ground, pale on dark ground), ``patch`` (textures: a blob of another texture at the local mean, with
 twice the local contrast) and ``missing`` (objects: a blurred blob, darker, or paler on dark ground, as if a
-piece were worn off). Strengths are chosen so defects stay visible at the demo preset's 128 px input. Lighting jitter is gain, gamma, a small
-colour cast and sensor noise. Everything is drawn from ``numpy.random.default_rng([seed, class index])``, so
-the same seed writes byte-identical PNG files.
+piece were worn off). Strengths are chosen so defects stay visible at the demo preset's 128 px input.
+Lighting jitter is gain, gamma, a small colour cast and sensor noise. Everything is drawn from
+``numpy.random.default_rng([seed, class index])``, so the same seed writes byte-identical PNG files.
 """
 from __future__ import annotations
 

