@@ -1,5 +1,5 @@
 """The package's shape: layers import downwards only, no import cycles, short modules, unique file names,
-torch-free metrics, a README map that matches the tree.
+torch-free metrics, a code map (docs/contributing.md) that matches the tree.
 
 The import graph is built from the source with ``ast`` (every ``import`` statement, including those inside
 functions), so an upward import or a cycle hidden behind a lazy import is caught too.
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "omniad_lite"
 MAX_MODULE_LINES = 350
 
-# The layers as README.md's "What is where" draws them, lowest first: a module may import its own layer and
+# The layers as the "What is where" diagram of docs/contributing.md draws them, lowest first: a module may import its own layer and
 # the layers below, never one above. Keys are the first name under ``omniad_lite``.
 LAYERS = [
     {"errors", "config", "presets", "files", "lock", "integrity", "env", "progress", "results", "run"},
@@ -110,7 +110,8 @@ def layer_of(module: str, layers: list[set[str]] = LAYERS, package: str = "omnia
     for i, names in enumerate(layers):
         if parts[1] in names:
             return i
-    raise AssertionError(f"{module}: {parts[1]!r} is in no layer; add it to LAYERS (and README's What is where)")
+    raise AssertionError(f"{module}: {parts[1]!r} is in no layer; add it to LAYERS (and to the diagram in "
+                         f"docs/contributing.md)")
 
 
 def upward_imports(graph: dict[str, set[str]], layers: list[set[str]] = LAYERS,
@@ -214,18 +215,18 @@ def test_metrics_import_without_torch():
     assert out.strip() == "False"
 
 
-def test_readme_map_matches_the_tree():
-    """Every path in the README's "What is where" table exists, and every package folder is in it."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## What is where", 1)[1].split("\n## ", 1)[0]
+def test_code_map_matches_the_tree():
+    """Every path in the "What is where" table (docs/contributing.md) exists, and every package folder is in it."""
+    guide = (ROOT / "docs" / "contributing.md").read_text()
+    section = guide.split("## What is where", 1)[1].split("\n## ", 1)[0]
     tops = ("omniad_lite/", "docs/", "notebooks/", "data_scripts/", "benchmarks/", "tests/")
     paths = {p for p in re.findall(r"`([\w./-]+/[\w./-]*)`", section) if p.startswith(tops)}
-    assert paths, "no paths found in the README's What is where table"
+    assert paths, "no paths found in the What is where table of docs/contributing.md"
     missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
-    assert not missing, f"README lists paths that do not exist: {missing}"
+    assert not missing, f"docs/contributing.md lists paths that do not exist: {missing}"
     folders = {f"omniad_lite/{d.name}/" for d in PACKAGE.iterdir() if d.is_dir() and not d.name.startswith("__")}
     unlisted = sorted(f for f in folders if f not in paths)
-    assert not unlisted, f"package folders missing from the README table: {unlisted}"
+    assert not unlisted, f"package folders missing from the table in docs/contributing.md: {unlisted}"
 
 
 def test_no_document_outside_the_repo_is_referenced():
