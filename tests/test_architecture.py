@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "omniad_lite"
 MAX_MODULE_LINES = 350
 
-# The layers as the "What is where" diagram of docs/contributing.md draws them, lowest first: a module may import its own layer and
-# the layers below, never one above. Keys are the first name under ``omniad_lite``.
+# The layers as the "What is where" diagram of docs/contributing.md draws them, lowest first: a module may
+# import its own layer and the layers below, never one above. Keys are the first name under ``omniad_lite``.
 LAYERS = [
     {"errors", "config", "presets", "files", "lock", "integrity", "env", "progress", "results", "run"},
     {"data"},
