@@ -22,8 +22,7 @@ import traceback
 from pathlib import Path
 
 from . import presets
-from .config import ExperimentConfig
-from .config import METHODS
+from .config import METHODS, ExperimentConfig
 from .errors import ConfigError, OmniADError
 
 PACKAGE_DIR = Path(__file__).resolve().parent

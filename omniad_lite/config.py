@@ -26,6 +26,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from .errors import ConfigError
 
 PAPER_IMAGE_SIZE = 256  # the paper's and the released configs' constants (docs/method.md)

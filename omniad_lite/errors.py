@@ -27,7 +27,6 @@ import sys
 import warnings
 
 
-
 class OmniADError(Exception):
     """Root of every exception the kit raises on purpose."""
 

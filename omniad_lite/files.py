@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .lock import HOST, pid_alive
 from .errors import InputError, OmniADError
+from .lock import HOST, pid_alive
 
 MB = 1024 * 1024
 STALE_TEMP_AGE_S = 24 * 3600  # a temporary file of another host is considered abandoned after a day

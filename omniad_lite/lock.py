@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 

@@ -7,11 +7,9 @@ cannot be read is reported on one line and gets an error row; the others are sti
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
-
 from PIL import Image
 
 from .data.formats import is_image

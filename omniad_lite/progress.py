@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 
 from tqdm.std import tqdm as std_tqdm
+
 from .errors import InputError
 
 PROGRESS_ENV = "OMNIAD_LITE_PROGRESS"

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig
+from .errors import RunStateError
 from .files import atomic_write, fsync_path, read_json, remove, remove_stale_temps, temp_path, write_json
 from .integrity import MANIFEST, check_file, read_manifest
 from .lock import RunLock
-from .errors import RunStateError
 
 HISTORY_COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s")
 

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import pytest
 from packaging.version import Version
-
 from test_colab_helpers import load_builder
 
 from omniad_lite.run import RunDir

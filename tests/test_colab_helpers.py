@@ -5,15 +5,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tarfile
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
 import timm
+import tomllib
 import torch
-
 from helpers import tiny_config
 
 from omniad_lite import colab, presets

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import imagenet_preprocess
 from PIL import Image
 
-from helpers import imagenet_preprocess
-
 from omniad_lite.config import DataConfig
-from omniad_lite.data import Preprocess, demo_root, dataset_from_config, load_samples, make_demo_dataset
+from omniad_lite.data import Preprocess, dataset_from_config, demo_root, load_samples, make_demo_dataset
 from omniad_lite.data.demo import CLASSES, DEMO_VERSION
 
 

@@ -9,8 +9,17 @@ import warnings
 import pytest
 
 from omniad_lite import cli, presets
-from omniad_lite.errors import (ConfigError, DataError, InputError, MetricWarning, OmniADError, OmniADWarning,
-                                RunStateError, ThresholdWarning, warn)
+from omniad_lite.errors import (
+    ConfigError,
+    DataError,
+    InputError,
+    MetricWarning,
+    OmniADError,
+    OmniADWarning,
+    RunStateError,
+    ThresholdWarning,
+    warn,
+)
 from omniad_lite.lock import RunInUseError
 
 

@@ -14,8 +14,8 @@ from omniad_lite.data import Preprocess
 from omniad_lite.evaluation.evaluator import evaluate
 from omniad_lite.evaluation.metrics import compute_metrics
 from omniad_lite.evaluation.prediction import predict
-from omniad_lite.results import EvalResult, Prediction
 from omniad_lite.model.anomaly_map import anomaly_map, image_scores
+from omniad_lite.results import EvalResult, Prediction
 
 SIZE = 32
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import ast
 
 import nbformat
-import pytest
-
 import notebook_checks as checks
+import pytest
 
 NOTEBOOKS = checks.committed_notebooks()
 

@@ -22,8 +22,8 @@ from omniad_lite.cli import main
 from omniad_lite.data import load_samples
 from omniad_lite.data.images import header_size, load_image
 from omniad_lite.errors import RecoveryWarning
-from omniad_lite.files import NoSpaceError, is_temp
 from omniad_lite.evaluation.run_loading import load_run
+from omniad_lite.files import NoSpaceError, is_temp
 from omniad_lite.run import RunDir
 from omniad_lite.training import checkpoint as ckpt
 from omniad_lite.training import train

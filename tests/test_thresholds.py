@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from omniad_lite.evaluation.thresholds import (F1_TUNED_ON, POOLED, Thresholds, build_thresholds,
-                                               f1_optimal_threshold, threshold_at_fpr)
+from omniad_lite.evaluation.thresholds import (
+    F1_TUNED_ON,
+    POOLED,
+    Thresholds,
+    build_thresholds,
+    f1_optimal_threshold,
+    threshold_at_fpr,
+)
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 99, 100, 101, 1000])

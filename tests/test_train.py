@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import make_tiny_mvtec, tiny_config
+from safetensors.torch import load_file
 
 from omniad_lite.config import TrainConfig
 from omniad_lite.run import RunDir
 from omniad_lite.training import param_groups, train
 from omniad_lite.training.optim import build_optimizer, build_scheduler, lr_drop_step
 from omniad_lite.training.step import resolve_precision
+
 
 def _state(run: Path) -> dict:
     """The training state of the run's newest checkpoint."""
@@ -122,8 +122,8 @@ def test_resume_is_bit_exact_and_lr_schedule(tiny_root, tmp_path):
 
 
 def test_training_changes_only_trainable_weights(tiny_root, tmp_path):
-    from omniad_lite.model import build_model
     from omniad_lite.env import seed_everything
+    from omniad_lite.model import build_model
 
     cfg = tiny_config(tiny_root, tmp_path / "cache")
     train(cfg, tmp_path / "run", progress=False, max_steps=2)

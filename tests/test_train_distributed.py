@@ -7,9 +7,8 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import make_tiny_mvtec, tiny_config
+from safetensors.torch import load_file
 
 from omniad_lite.run import RunDir
 from omniad_lite.training import train

@@ -16,8 +16,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from omniad_lite import viz as plots  # noqa: E402
-from omniad_lite.viz import curve_plots as curves, widgets  # noqa: E402
 from omniad_lite.evaluation.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
+from omniad_lite.viz import curve_plots as curves  # noqa: E402
+from omniad_lite.viz import widgets
 
 
 @pytest.fixture(autouse=True)

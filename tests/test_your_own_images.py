@@ -21,8 +21,8 @@ from omniad_lite.cli import main
 from omniad_lite.errors import DataWarning, MetricWarning
 from omniad_lite.evaluation.evaluator import evaluate
 from omniad_lite.evaluation.prediction import choose_class, predict
-from omniad_lite.evaluation.thresholds import POOLED, Thresholds, build_thresholds
 from omniad_lite.evaluation.run_loading import load_run
+from omniad_lite.evaluation.thresholds import POOLED, Thresholds, build_thresholds
 from omniad_lite.run import RunDir
 
 pytestmark = pytest.mark.slow

@@ -40,8 +40,15 @@ from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
 check_injected_parameters()

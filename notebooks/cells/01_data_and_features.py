@@ -26,8 +26,15 @@ import torch
 
 import omniad_lite
 from omniad_lite import viz
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_example 3) stops here
 params = notebook_parameters()  # as run (papermill's -p values included), for results.json

@@ -38,8 +38,14 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.model import omni_block, token_attention
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, output_path
 from omniad_lite.notebook_runs import check_run_dir
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_head 4) stops here

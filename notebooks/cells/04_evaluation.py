@@ -29,8 +29,15 @@ from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
+from omniad_lite.notebook_params import (
+    check_folder,
+    check_injected_parameters,
+    check_param,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
 from omniad_lite.notebook_results import metrics_record, write_results
-from omniad_lite.notebook_params import check_folder, check_injected_parameters, check_param, notebook_parameters, show_notes, output_path
 from omniad_lite.notebook_runs import DEMO_QUALITY, check_run_dir, quality_note, trained_run
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_case 2) stops here
@@ -69,8 +76,8 @@ display(Markdown(quality_note(run_dir)))
 
 # %%
 from omniad_lite.evaluation.evaluator import evaluate, test_dataset
-from omniad_lite.evaluation.metrics import compute_metrics
 from omniad_lite.evaluation.metric_tables import metrics_table
+from omniad_lite.evaluation.metrics import compute_metrics
 
 test_set = test_dataset(cfg, model.preprocess)  # the run's test split, prepared as the model expects
 result = evaluate(model, test_set, batch_size=batch_size, device=device, protocol="kit", keep_maps=True)

@@ -57,8 +57,15 @@ import json
 import pandas as pd
 
 from omniad_lite.evaluation.metrics import METRIC_NAMES
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
 from omniad_lite.notebook_results import write_results
-from omniad_lite.notebook_params import check_injected_parameters, notebook_parameters, show_notes, check_param, experiment_from_params, output_path
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, summarise
 from omniad_lite.viz.sweep_plots import sweep_plot
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from ..progress import tqdm
 
-from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
 from ..errors import RecoveryWarning, warn
+from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
 from ..integrity import check_file, file_record
+from ..progress import tqdm
 from .images import load_pair
 from .sample import Sample
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .cache import ImageCache
 from .images import load_pair
 from .preprocess import Preprocess
 from .sample import Sample, class_names
-from ..errors import DataError
 
 
 class AnomalyDataset(Dataset):

@@ -37,6 +37,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
+
 from ..errors import DataError
 from ..files import remove_stale_temps, temp_path
 from .cache import default_cache_dir

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError
 from .cache import default_cache_dir
 from .dataset import AnomalyDataset
 from .demo import demo_root
@@ -10,7 +11,6 @@ from .holdout import split_heldout
 from .loading import load_samples
 from .preprocess import Preprocess
 from .sample import Sample
-from ..errors import DataError
 
 # "train" is what the model trains on, "val" the held-out normal images that calibrate the thresholds
 CONFIG_SPLITS = ("train", "val", "test")

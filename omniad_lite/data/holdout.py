@@ -12,8 +12,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from .sample import Sample
 from ..errors import DataError
+from .sample import Sample
 
 MIN_HELDOUT = 2  # per class when holding out at all: a median and a maximum need two scores
 

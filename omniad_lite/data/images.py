@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from ..errors import DataError, ImageReadError
 
 UINT16_MAX = 65535  # integer images are read as 16-bit: 0..65535 -> 0..255

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from .formats import folder, meta, mvtec, realiad, visa
 from .images import check_pair
 from .sample import SPLITS, Sample
-from ..errors import DataError
 
 # Detection order for "auto": native layouts first, ADer meta.json next (prepared roots have both), plain
 # folders last (so an MVTec-AD tree, which also fits the folder tree, is read as "mvtec", masks required).

@@ -8,8 +8,8 @@ relative to the dataset root.
 """
 from __future__ import annotations
 
-import json
 import argparse
+import json
 import sys
 import tarfile
 import zipfile
@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ..progress import tqdm
 
+from ..errors import DataError
+from ..progress import tqdm
 from .images import check_pair
 from .loading import FORMATS, detect_format, load_samples
 from .sample import Sample
-from ..errors import DataError
 
 DATASET_PAGES = {
     "mvtec": "https://www.mvtec.com/company/research/datasets/mvtec-ad",

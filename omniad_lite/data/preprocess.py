@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import load_image, preprocess_image
 from ..errors import DataError
+from .images import load_image, preprocess_image
 
 UINT8_MAX = 255.0
 

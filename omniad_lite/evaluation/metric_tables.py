@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .metrics import METRIC_NAMES
 from ..errors import InputError
+from .metrics import METRIC_NAMES
 
 TABLE_SCALE = 100.0  # tables show percentages, like the papers
 TABLE_DECIMALS = 1

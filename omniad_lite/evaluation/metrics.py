@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .curve_metrics import PixelSets, rank_metrics
 from ..errors import InputError
+from .curve_metrics import PixelSets, rank_metrics
 
 PROTOCOLS = ("kit", "released")
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1max")

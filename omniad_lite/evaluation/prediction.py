@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from PIL import Image
 
 from ..data.images import decode_image
+from ..errors import InputError
 from ..progress import tqdm
 from ..results import Prediction
 from ..run import RunDir
@@ -36,7 +36,6 @@ from .calibration import load_thresholds
 from .inference import iter_maps
 from .run_loading import LoadedRun, load_run
 from .thresholds import POOLED, Thresholds
-from ..errors import InputError
 
 READ_ERRORS = (FileNotFoundError, RuntimeError, ValueError, OSError)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
 from ..errors import InputError
 
 METRIC_COLUMNS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max",

@@ -24,11 +24,20 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
 from . import released
 from .curve_metrics import CONNECTIVITY_8, aupro_from_levels, rank_metrics_from_counts
-from .metrics import (METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, check_image_inputs, check_maps_masks, image_metrics,
-                      released_labels, undefined, valid_images)
-from ..errors import InputError
+from .metrics import (
+    METRIC_NAMES,
+    PIXEL_METRICS,
+    PROTOCOLS,
+    check_image_inputs,
+    check_maps_masks,
+    image_metrics,
+    released_labels,
+    undefined,
+    valid_images,
+)
 
 DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
 FLOAT32_MANTISSA_BITS = 23

@@ -29,6 +29,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from ..errors import InputError
 
 METHODS = ("fpr", "f1")

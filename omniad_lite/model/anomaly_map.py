@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
 from ..errors import InputError
 
 BLUR_SIGMA = 4.0  # paper / released code: gaussian_filter(sigma=4)

@@ -21,8 +21,8 @@ from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
-from .omni_block import OmniBlock
 from ..errors import InputError
+from .omni_block import OmniBlock
 
 LINEAR_INIT_STD = 0.02
 UPSAMPLE_FACTOR = 2

@@ -23,8 +23,8 @@ import timm
 import torch
 from torch import nn
 
-from .weights import OFFLINE_IMAGENET, lite0_wheel_path, load_encoder_weights
 from ..errors import InputError, SetupError
+from .weights import OFFLINE_IMAGENET, lite0_wheel_path, load_encoder_weights
 
 # Architectures the kit is tested with (others work if timm's features_only supports them).
 SUPPORTED_ENCODERS = ("resnet34", "wide_resnet50_2", "tf_efficientnet_lite0")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from timm.models.resnet import Bottleneck
 from torch import nn
+
 from ..errors import InputError
 
 NUM_BOTTLENECKS = 3  # MambaAD / Omni-AD: 3 Bottleneck blocks

@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .token_attention import TokenAttention, TokenFFN
 from ..errors import InputError
+from .token_attention import TokenAttention, TokenFFN
 
 INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d default
 

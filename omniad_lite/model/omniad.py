@@ -23,10 +23,10 @@ from torch import nn
 
 from ..config import ExperimentConfig, ModelConfig
 from ..data.preprocess import Preprocess
+from ..errors import InputError
 from .decoder import Decoder
 from .encoder import FrozenEncoder, encoder_mean_std
 from .neck import Neck
-from ..errors import InputError
 
 __all__ = ["OmniAD", "build_model", "feature_jitter", "model_preprocess", "resolve_preprocess"]
 

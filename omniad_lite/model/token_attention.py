@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
 from ..config import FFN_MODES
 from ..errors import InputError
-
 
 
 class TokenFFN(nn.Module):

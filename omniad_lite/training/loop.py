@@ -18,7 +18,6 @@ precision), feature jitter inside the model, seed 42. Where we differ from the r
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig
-from ..run import RunDir
 from ..errors import InputError
+from ..run import RunDir
 
 
 # -- run directory ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Callable
 
 import torch
+
 from ..errors import InputError
 
 NATIVE_BF16 = (8, 0)  # CUDA compute capability from which bf16 runs on tensor cores (Ampere)

@@ -26,16 +26,15 @@ import errno
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from ..progress import tqdm
 
+from ..errors import InputError, RecoveryWarning, RunStateError, warn
 from ..files import discard, remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest
-from ..errors import InputError, RecoveryWarning, RunStateError, warn
+from ..progress import tqdm
 
 CACHE_DTYPE = np.float16
 SCALES = 3

@@ -12,8 +12,7 @@
 from __future__ import annotations
 
 from .curve_plots import loss_curve, metric_bars, pro_curve, pro_curves, roc_curves
-from .features import (feature_pca_figure, pca_rgb, sensitivity_maps, token_attention_comparison,
-                       token_attention_maps)
+from .features import feature_pca_figure, pca_rgb, sensitivity_maps, token_attention_comparison, token_attention_maps
 from .overlays import heatmap_gallery, heatmap_overlay, overlay, to_display_image, to_numpy
 from .table_display import expectation_table, readable
 

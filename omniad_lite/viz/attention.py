@@ -17,6 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+
 from ..errors import InputError
 from ..model import omni_block
 

@@ -14,13 +14,13 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
+from sklearn.metrics import roc_auc_score, roc_curve
 
+from ..errors import InputError
 from ..evaluation.curve_metrics import AUPRO_FPR_LIMIT, pro_fpr_at
 from .overlays import to_numpy
-from ..errors import InputError
 
 PRO_MAX_FPR = AUPRO_FPR_LIMIT  # AU-PRO is integrated up to this false-positive rate
 PRO_NUM_THRESHOLDS = 200  # thresholds sampled between the min and max of the maps

@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from .overlays import PANEL_INCHES, to_numpy
 from ..errors import InputError
+from .overlays import PANEL_INCHES, to_numpy
 
 ATTENTION_CMAP = "magma"
 TOKEN_PANEL_INCHES = 1.2  # side of one token-attention panel

@@ -11,8 +11,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap
-from PIL import Image, ImageDraw, ImageFont
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
 from ..errors import InputError
 
 HEATMAP_CMAP = "jet"

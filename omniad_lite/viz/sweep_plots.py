@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
 from ..errors import InputError
 
 BEYOND_COLOUR = "tab:red"

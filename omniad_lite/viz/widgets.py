@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..errors import InputError, SetupError
 from ..progress import interactive_frontend
 from .curve_plots import loss_curve
 from .overlays import heatmap_gallery, overlay, to_numpy
-from ..errors import InputError, SetupError
 
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
 THRESHOLD_STEPS = 100  # slider resolution between the maps' min and max

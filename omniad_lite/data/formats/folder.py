@@ -20,18 +20,17 @@ one note; mixed image sizes are allowed (all are resized to the network input) a
 """
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...errors import DataError, DataWarning, warn
 from ..images import header_size
 from ..sample import NORMAL_DEFECT, Sample
 from . import IMAGE_EXTENSIONS, is_image, reject_options
 from .mvtec import mask_for
-from ...errors import DataError, DataWarning, warn
 
 GOOD, BAD, MASKS = "good", "bad", "masks"
 EXPECTED = "good/ (flat folder) or <class>/train/good/ (folder tree)"

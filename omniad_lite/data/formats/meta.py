@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
-from ...errors import DataError
 
 META_FILE = "meta.json"
 EXPECTED = META_FILE

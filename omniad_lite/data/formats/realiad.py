@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
-from ...errors import DataError
 
 RESOLUTION = "realiad_256"
 JSON_DIR = "realiad_jsons/realiad_jsons"

@@ -10,9 +10,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
-from ...errors import DataError
 
 SPLIT_FILE = "split_csv/1cls.csv"
 EXPECTED = SPLIT_FILE
