@@ -240,3 +240,16 @@ def test_no_document_outside_the_repo_is_referenced():
             if bad.search(p.read_text(errors="ignore")):
                 offenders.append(str(p.relative_to(ROOT)))
     assert not offenders, f"files referring to documents outside the repo: {offenders}"
+
+
+def test_lazy_names_are_functions_before_and_after_their_submodules_are_imported():
+    code = ("import inspect, omniad_lite\n"
+            "from omniad_lite.evaluation import evaluate, predict\n"
+            "before = (evaluate, predict, omniad_lite.evaluate, omniad_lite.train)\n"
+            "import omniad_lite.evaluation.evaluator, omniad_lite.evaluation.prediction, omniad_lite.methods\n"
+            "from omniad_lite.evaluation import evaluate, predict\n"
+            "after = (evaluate, predict, omniad_lite.evaluate, omniad_lite.train)\n"
+            "assert all(inspect.isfunction(f) for f in before + after) and before == after, (before, after)\n"
+            "assert {'evaluate', 'predict', 'load_run'} <= set(dir(omniad_lite.evaluation))\n"
+            "assert {'train', 'collect', 'evaluate'} <= set(dir(omniad_lite))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
