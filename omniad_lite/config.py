@@ -29,9 +29,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-PAPER_IMAGE_SIZE = 256  # the paper's and the released configs' constants (docs/method.md)
-PAPER_DECODER_DEPTHS = (3, 9, 9, 7)
-PAPER_JITTER_SCALE = 20.0
+PAPER_IMAGE_SIZE, PAPER_DECODER_DEPTHS, PAPER_JITTER_SCALE = 256, (3, 9, 9, 7), 20.0  # paper/released (docs/method.md)
 FFN_MODES = ("learned", "resampled")
 METHODS = ("omniad", "knn")  # Omni-AD, or the training-free kNN baseline on the same teacher (omniad_lite.methods)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # train.precision; fp32 is what the released trainer runs
