@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .. import progress
 from ..errors import InputError, SetupError
-from ..progress import interactive_frontend
 from .curve_plots import loss_curve
 from .overlays import heatmap_gallery, overlay, to_numpy
 
@@ -210,7 +210,7 @@ def add_png_fallback(widget, fig: Figure) -> None:
     def ipython_display():
         from IPython.display import Image, display  # lazy: optional, the notebooks extra
 
-        if interactive_frontend():
+        if progress.interactive_frontend():
             display(bundle(), raw=True)
             return
         view = {k: v for k, v in (widget_bundle() or {}).items() if k != "image/png"}
@@ -249,7 +249,7 @@ class LiveLossPlot:
 
     def __call__(self, step: int | None = None, model=None) -> None:
         now = time.monotonic()
-        if step is not None and (now - self._last < self.every_s or not interactive_frontend()):
+        if step is not None and (now - self._last < self.every_s or not progress.interactive_frontend()):
             return  # nobody watches a batch run: only the final call draws
         self._last = now
         if not widgets_available() or not self.history.is_file():
