@@ -31,6 +31,8 @@ from ..run import RunDir
 from .inference import iter_maps
 from .metric_tables import metrics_table
 from .metrics import compute_metrics
+from .mvtec_ad2_protocol import PROTOCOL as MVTEC_AD2
+from .mvtec_ad2_protocol import evaluate_mvtec_ad2
 from .run_loading import LoadedRun, load_run
 from .stream import MetricAccumulator
 
@@ -97,7 +99,8 @@ def evaluate(model_or_run, data=None, *, protocol: str = "kit", batch_size: int 
             "cls_name", "path"}`` and optionally ``"mask_valid"``: False for an anomalous image without a
             mask, left out of the pixel metrics), an :class:`~omniad_lite.config.ExperimentConfig` (its test
             split), a dataset root (a run's test split from another root) or ``None`` (a run's own test split).
-        protocol: ``"kit"`` or ``"released"`` (see :mod:`omniad_lite.evaluation.metrics`).
+        protocol: ``"kit"`` or ``"released"`` (see :mod:`omniad_lite.evaluation.metrics`); for a run also
+            ``"mvtec_ad2"`` (:func:`~omniad_lite.evaluation.mvtec_ad2_protocol.evaluate_mvtec_ad2`).
         batch_size: images per forward pass (``None``: the config's ``train.batch_size``, else 16).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
         keep_maps: also keep every map (float16) and mask in the result, in dataset order.
@@ -177,8 +180,11 @@ def _evaluate_run(run_or_loaded, data_root, *, protocol: str, batch_size: int | 
         if lock:
             run.remove_temp_files()
         t0 = time.perf_counter()
-        result = evaluate(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
-                          keep_maps=keep_maps, progress=progress)
+        if protocol == MVTEC_AD2:  # its own evaluation: thresholds from the validation normals, AU-PRO@0.05, SegF1
+            result = evaluate_mvtec_ad2(loaded.model, cfg, device=device, batch_size=batch_size, progress=progress)
+        else:
+            result = evaluate(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
+                              keep_maps=keep_maps, progress=progress)
         if record:
             record_evaluation(run, result, cfg, replace=record == "replace", eval_time_s=time.perf_counter() - t0)
     finally:
