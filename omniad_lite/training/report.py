@@ -60,7 +60,7 @@ def write_metrics(run: RunDir, result: EvalResult, extra: dict[str, Any]) -> Non
 
 
 def final_evaluation(model, cfg, run: RunDir, evaluations: list[dict], step: int, epoch: float, device,
-                     progress: bool, *, train_time_s: float) -> EvalResult:
+                     progress: bool, *, train_time_s: float, threshold_note: bool = True) -> EvalResult:
     """Evaluate the final model, write ``metrics.json``/``metrics.csv`` and ``thresholds.json``, return the result.
 
     The thresholds come from the held-out normal images (``data.val_fraction``) at the default false-positive
@@ -70,7 +70,8 @@ def final_evaluation(model, cfg, run: RunDir, evaluations: list[dict], step: int
 
     t0 = time.perf_counter()
     result = evaluate_config(model, cfg, device=device, progress=progress)
-    run.save_thresholds(calibrate_model(model, cfg, result, device=device, progress=progress).payload)
+    run.save_thresholds(calibrate_model(model, cfg, result, device=device, progress=progress,
+                                        note=threshold_note).payload)
     final = {"step": step, "epoch": epoch, "mean": result.mean}
     write_metrics(run, result, {
         "headline": "final", "step": step, "train_time_s": round(train_time_s, 2),
