@@ -138,7 +138,7 @@ def write(out: Path, name: str, df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     df.round(4).to_csv(out / f"{name}.csv", index=False)
     classes = df[df["defect"] == ALL].groupby(["variant", "class"], sort=False)["image_auroc"].mean().round(2)
     meta = {**meta, "load_average_end": [round(x, 2) for x in os.getloadavg()],
-            "class_image_auroc": {v: classes[v].to_dict() for v in df["variant"].unique()},
+            "class_image_auroc": {v: classes[v].to_dict() for v in classes.index.unique(0)},
             "table": [{"group": g, "variant": v, **{k: round(float(x), 4) for k, x in r.items()}}
                       for (g, v), r in table.iterrows()]}
     (out / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
