@@ -10,9 +10,11 @@
 # demo dataset is generated from photographs shipped with scikit-image and the teacher is the ImageNet
 # EfficientNet-Lite0 whose weights come with a pip package.
 #
-# How training works step by step is the subject of 03; the guide [../docs/training.md](../docs/training.md)
+# How training works step by step is the subject of 03; the guide's [Training](../docs/training.md) page
 # lists every training option. A full paper run is the same notebook with other parameters, e.g.
 # `papermill 00_quickstart.ipynb out.ipynb -p preset paper-mvtec -p data_root /data/mvtec -p device cuda`.
+#
+# **Guide:** [Installing](../docs/install.md) · [Notebooks](../docs/notebooks.md) · [Training](../docs/training.md)
 
 # %% [parameters]
 preset = "demo"          # one of omniad_lite.presets.names()

@@ -23,6 +23,8 @@
 # /data/mvtec_ad -p classes None -p iterations None -p epochs 1000 -y "seeds: [0, 1, 2]"`. The second half
 # reads a committed measurement, by defect type and on a class made for global context
 # (`benchmarks/bench_design_matters.py`), and shows what it says.
+#
+# **Guide:** [Sweeps](../docs/sweeps.md) · [kNN baseline](../docs/knn_baseline.md)
 
 # %% [parameters]
 preset = "demo"                      # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
@@ -125,8 +127,8 @@ display(table[[f"Δ {m}" for m in metrics]].rename(columns=lambda c: "Δ " + SHO
 # **With the default parameters this table is smoke-sized: 40 optimiser steps on 2 classes, so the Omni-AD
 # rows are far from converged (the demo preset trains 300 steps) and their gap to the kNN baseline, which
 # needs no training, is not the converged one.** A full demo sweep — every class, the preset's 30 epochs =
-# 300 steps, the same 8 variants, seeds 0 and 1; 13 min 31 s on a 2-core CPU (README section "Ablations
-# with the seed spread") — is this notebook with three parameters changed:
+# 300 steps, the same 8 variants, seeds 0 and 1; 13 min 31 s on a 2-core CPU; see
+# [Sweeps](../docs/sweeps.md#the-full-demo-sweep) — is this notebook with two parameters changed:
 #
 # ```
 # cd notebooks && papermill 05_ablations.ipynb 05_full.ipynb -p classes None -p iterations None
