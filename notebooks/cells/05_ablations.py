@@ -257,7 +257,11 @@ print(f"{lattice['machine']}; load average {lattice['load_average_start']} → {
 print("optimiser steps:", lattice["steps"])
 display(by_type(lattice, "image_auroc").round(1).rename_axis("image AUROC (%)"))
 display(by_type(lattice, "contrast").round(2).rename_axis("contrast (×)"))
-display(by_type(lattice, "err_ratio").round(2).rename_axis("raw 1 − cos, defect / normal"))
+raw = by_type(lattice, "err_ratio").dropna(axis=1, how="all")  # Omni-AD variants only: kNN has no 1 − cos
+if raw.empty:
+    print("raw 1 − cos, defect / normal: no Omni-AD variant in this file")
+else:
+    display(raw.round(2).rename_axis("raw 1 − cos, defect / normal"))
 
 # %% [markdown]
 # **Reading the lattice rows.** The kNN baseline — the method that matches Omni-AD on the demo — splits the
@@ -299,7 +303,8 @@ knn_lat = by_type(lattice, "image_auroc")["kNN stride 8"]
 knn_con = by_type(lattice, "contrast")["kNN stride 8"]
 assert knn_lat["lattice: extra"] >= 95 and knn_lat["lattice: missing"] < 50 < knn_lat["lattice: shifted"]
 assert abs(knn_con["lattice: missing"] - 1) < 0.1 < knn_con["lattice: extra"] - 1
-print("kNN stride 8 on the lattice, image AUROC:", knn_lat.round(1).to_dict())
+print("kNN stride 8 on the lattice:")
+print(pd.DataFrame({"image AUROC (%)": knn_lat, "contrast (×)": knn_con}).round(2).to_string())
 
 # %% [markdown]
 # ## Summary
