@@ -229,6 +229,7 @@ fig.tight_layout()
 # the stride-8 kNN; its rows are the lattice's three defect types and all of them together.
 
 # %%
+import textwrap
 from urllib.request import urlopen
 
 import omniad_lite
@@ -252,8 +253,9 @@ def by_type(result: dict, column: str) -> pd.DataFrame:
 
 
 lattice = committed("design_matters_lattice")
-print(lattice["command"])
-print(f"{lattice['machine']}; load average {lattice['load_average_start']} → {lattice['load_average_end']}")
+print(textwrap.fill(lattice["command"], 100, subsequent_indent="    ", break_on_hyphens=False))
+print(lattice["machine"])
+print(f"load average {lattice['load_average_start']} → {lattice['load_average_end']}")
 print("optimiser steps:", lattice["steps"])
 display(by_type(lattice, "image_auroc").round(1).rename_axis("image AUROC (%)"))
 display(by_type(lattice, "contrast").round(2).rename_axis("contrast (×)"))
