@@ -140,8 +140,8 @@ fig.savefig(output_dir / "heatmaps.png", dpi=100, bbox_inches="tight")
 # below measures that for each column: the map's peak inside the defect, the peak outside it, and where the
 # overall maximum falls. On textures a defect competes with the texture's own irregular spots (grass,
 # gravel); on objects with the object's edges and highlights, so the peak outside the outline tells how much
-# margin a class has. The per-class table above says the same over all test images; 04 picks, per class,
-# the best and worst cases and the false alarms.
+# margin a class has. The per-class table above says the same over all test images; 04 looks at the best
+# and worst cases of each class.
 
 # %%
 rows = []

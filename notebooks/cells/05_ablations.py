@@ -283,9 +283,10 @@ else:
 # see the whole image), the neck's bottleneck (the image squeezed to a 4 × 4 map at 128 px, so the decoder
 # must rebuild every position from a summary) and the feature jitter (which punishes copying the input)
 # make it flag the missing stud — where copying plain ground would be the shortcut — is exactly what the
-# lattice class is for. Those rows need four trainings; the shared 2-core machine this file was measured
-# on, at a load average near 30, did not finish them (a 30-step run took over an hour), so the committed
-# file holds the kNN row alone and this chapter makes no claim about them. They are one command away:
+# lattice class is for. Those rows need four trainings; on the shared 2-core machine this file was measured
+# on (load average 15–30 from other jobs) training ran at 0.05–0.25 images per second, so a 60-step run
+# would have taken over an hour: the committed file holds the kNN row alone and this chapter makes no claim
+# about the Omni-AD variants there. They are one command away:
 #
 # ```
 # python benchmarks/bench_design_matters.py --classes lattice --variants "kNN stride 8" Omni-AD \
