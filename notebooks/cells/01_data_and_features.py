@@ -13,6 +13,7 @@
 preset = "demo"          # the teacher and image size come from this preset
 data_root = None         # None: the offline demo dataset; else a dataset root
 num_examples = 7         # test images shown: one anomalous image per class, then normal ones
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 output_dir = "runs/01_data_and_features"
 
 # %%
