@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from omniad_lite.viz.cases import CASE_KINDS, case_grid, pick_cases  # noqa: E402
+from omniad_lite.viz.metrics import interval_figure, pro_example_figure, roc_pr_figure  # noqa: E402
 from omniad_lite.viz.training import lr_schedule_figure, training_progress_figure  # noqa: E402
 
 
@@ -51,3 +52,18 @@ def test_pick_cases_per_class():
     assert fig.axes[0].get_title() == "clearest detection\n#1"
     with pytest.raises(ValueError, match="class 'c'"):
         pick_cases(pd.DataFrame({"cls_name": ["c"], "label": [1], "score": [0.1]}))
+
+
+def test_metric_figures():
+    fig = roc_pr_figure(np.array([0, 0.1, 1]), np.array([0, 0.8, 1]), np.array([1, 0.8, 0]),
+                        np.array([0.02, 0.4, 1]), 0.02, point=(0.1, 0.8, 0.4))
+    assert "AP = 2.0 %" in fig.axes[1].get_legend().get_texts()[0].get_text()
+    regions = np.zeros((4, 4), int)
+    regions[0, :2], regions[3, 3] = 1, 2
+    fig = pro_example_figure(np.random.default_rng(0).random((4, 4)), regions, np.array([0, 0.2, 0.5]),
+                             np.array([0, 0.5, 1.0]), 0.3)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["region 1\n2 px", "region 2\n1 px"]
+    cis = pd.DataFrame({"class": ["a", "b"], "metric": ["image_auroc"] * 2, "estimate": [90.0, 100.0],
+                        "low": [80.0, 100.0], "high": [97.0, 100.0]}).set_index(["class", "metric"])
+    fig = interval_figure(cis, "image_auroc")
+    assert fig.axes[0].get_xlim()[0] < 80 and fig.axes[0].texts[0].get_text() == "90.0 [80.0, 97.0]"
