@@ -72,23 +72,6 @@ def trained_run(run_dir: str | Path | None, candidates: Sequence[str | Path], fa
     return Path(fallback_dir)
 
 
-def same_config_run(cfg: ExperimentConfig, candidates: Sequence[str | Path]) -> Path | None:
-    """The first finished run among ``candidates`` trained with ``cfg`` (the device aside), else ``None``.
-
-    Lets a notebook read a run another notebook already trained (03 reads 00's demo run) instead of training
-    the same thing twice; ``model.mean``/``model.std`` are compared as the run saved them (resolved).
-    """
-    from .model import resolve_preprocess  # heavy import (torch): only when called
-
-    wanted = resolve_preprocess(cfg).with_overrides({"train.device": "auto"})
-    for candidate in candidates:
-        if is_complete(candidate):
-            saved = RunDir(candidate).load_config().with_overrides({"train.device": "auto"})
-            if not wanted.diff(saved):
-                return Path(candidate)
-    return None
-
-
 def is_short_schedule(cfg: ExperimentConfig) -> bool:
     """True when ``cfg`` trains less than its preset's full schedule (fewer epochs, or an iteration cap)."""
     full = presets.get(cfg.name).train if cfg.name in presets.names() else None

@@ -7,8 +7,7 @@ import pytest
 
 from omniad_lite import presets
 from omniad_lite.notebook_params import NotebookParameterError
-from omniad_lite.notebook_runs import (DEMO_QUALITY, config_table, is_complete, quality_note, same_config_run,
-                                      trained_run)
+from omniad_lite.notebook_runs import DEMO_QUALITY, config_table, is_complete, quality_note, trained_run
 from omniad_lite.run import RunDir
 
 
@@ -74,15 +73,3 @@ def test_config_table_shows_the_settings_that_matter():
     assert values["schedule"].startswith("7 epochs, batch 16") and values["FFN"] == "resampled"
     assert values["data"] == "offline demo data" and values["decoder depths"] == "(1, 2, 2, 1)"
     assert max(len(line) for line in table.to_string().splitlines()) <= 100
-
-
-def test_same_config_run_finds_a_finished_run_of_this_config_only(tmp_path):
-    from omniad_lite.model import resolve_preprocess
-
-    demo = presets.get("demo")
-    other = fake_run(tmp_path / "other", resolve_preprocess(demo.with_overrides({"train.epochs": 3})), 99.0)
-    unfinished = fake_run(tmp_path / "unfinished", resolve_preprocess(demo), 99.0, model=False)
-    cpu = fake_run(tmp_path / "cpu", resolve_preprocess(demo.with_overrides({"train.device": "cpu"})), 99.0)
-    assert same_config_run(demo.with_overrides({"train.device": "auto"}), [other, unfinished, cpu]) == cpu
-    assert same_config_run(demo, [other, unfinished]) is None
-    assert same_config_run(demo.with_overrides({"train.lr": 1e-3}), [cpu]) is None

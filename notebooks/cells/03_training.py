@@ -12,12 +12,11 @@
 # 2. one optimiser step written out by hand (neck → jitter → decoder → loss → backward → clipping → AdamW
 #    with the released weight-decay groups), checked against the library's step from the same state;
 # 3. the learning-rate schedule of the demo and of the paper, and why the rate scales with the batch;
-# 4. how to read the loss curve, and what the later steps buy, measured on the run's checkpoints.
+# 4. how to read the loss curve, and what the later steps buy, measured on weights kept during training.
 #
-# **Needs from earlier notebooks:** nothing to run; **02** explains the network being trained. When
-# notebook 00 has already trained the demo preset (its default run, `runs/00_quickstart/run`), this notebook
-# reads that run instead of training the same model twice; otherwise it trains it here (about a minute and a
-# half on an idle 2-core CPU). Notebook **04** evaluates the run. The guide page is
+# **Needs from earlier notebooks:** nothing to run; **02** explains the network being trained. This notebook
+# trains the demo preset with its full schedule (300 steps, about a minute and a half on an idle 2-core CPU)
+# into `runs/03_training/run`, the run notebook **04** evaluates. The guide page is
 # [docs/training.md](../docs/training.md). A paper run is this notebook with a parameter file:
 #
 # ```
@@ -32,14 +31,14 @@ batch_size = 16                  # released: 16 (the learning rate scales with i
 data_root = None                 # None: the offline demo dataset; else the dataset root
 classes = None                   # None: every class found; else a list, e.g. ["bottle", "cable"]
 overrides = []                   # any other config key, as "section.key=value" strings, e.g. ["train.lr=5e-4"]
+snapshot_every = 50              # keep the weights every N steps to evaluate them afterwards (section 5)
 # -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 device = "auto"                  # "auto" (GPU when available), "cpu", "cuda", "cuda:1"
 precision = None                 # None: the preset's (fp32, as released); "bf16", "fp16" (GPU), "auto"
 cache_images = True              # decode + resize every image once into a uint8 memmap cache
 cache_teacher_features = None    # None: the preset's; "off", "memory", "disk": teacher features computed once
 live_every_s = 5.0               # redraw the live loss curve at most this often (seconds)
-reuse = ["runs/00_quickstart/run"]  # finished runs read instead of training when their config is this one's
-output_dir = "runs/03_training"  # the run directory is output_dir/run (unless a run in `reuse` is read)
+output_dir = "runs/03_training"  # the run directory is output_dir/run
 resume = "auto"                  # "auto": continue the run in output_dir from its last checkpoint; False: start over
 drive = False                    # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
 drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relative output_dir goes inside)
@@ -69,7 +68,7 @@ cfg = experiment_from_params(preset, overrides, data_root=data_root, classes=cla
                              iterations=iterations, batch_size=batch_size, device=device, precision=precision,
                              cache_images=cache_images, cache_teacher_features=cache_teacher_features)
 check_param("live_every_s", live_every_s, (int, float), positive=True)
-check_param("reuse", reuse, list)
+check_param("snapshot_every", snapshot_every, int, positive=True)
 output_dir = output_path(output_dir)
 pd.set_option("display.width", 100)
 print("changed from the preset:", cfg.diff(presets.get(preset)) or "nothing")
@@ -235,25 +234,32 @@ print(f"this run: {total_steps} steps of batch {cfg.train.batch_size}, lr {scale
 # the run. Only the length differs — and the level: the demo's is four times the paper's.
 
 # %% [markdown]
-# ## 4. Train (or read the run notebook 00 trained)
+# ## 4. Train
 # `omniad_lite.train` runs that step `total_steps` times: it batches the (cached) teacher features, logs the
 # mean loss every few steps to `history.csv`, saves resumable checkpoints, and evaluates the final model.
-# A finished run with this very configuration (the device aside) in `reuse` is read instead. Otherwise
-# `LiveLossPlot` redraws the curve while it trains; `resume="auto"` continues an interrupted run.
+# It calls `callback(step, model)` after every step: here `LiveLossPlot` redraws the curve while it trains,
+# and every `snapshot_every` steps a copy of the trainable weights is kept for section 5. `resume="auto"`
+# continues an interrupted run (the snapshots taken before the interruption are then missing).
 
 # %%
-from omniad_lite.notebook_runs import quality_note, same_config_run
+from omniad_lite.notebook_runs import quality_note
 from omniad_lite.viz.widgets import LiveLossPlot
 
-run_dir = same_config_run(cfg, reuse)
-if run_dir is not None:
-    print(f"reading {run_dir}: a finished run of this configuration")
-else:
-    run_dir = output_dir / "run"
-    live = LiveLossPlot(run_dir, every_s=live_every_s)
-    result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume, callback=live, progress=False)
-    live()
-    print(f"{result.steps} steps in {result.train_time_s:.1f} s")
+run_dir = output_dir / "run"
+live = LiveLossPlot(run_dir, every_s=live_every_s)
+snapshots = {}  # step → trainable weights (the frozen teacher never changes)
+
+
+def on_step(step: int, model: torch.nn.Module) -> None:
+    live(step, model)
+    if step % snapshot_every == 0:
+        snapshots[step] = {k: v.detach().clone() for k, v in model.state_dict().items()
+                           if not k.startswith("encoder.")}
+
+
+result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume, callback=on_step, progress=False)
+live()
+print(f"{result.steps} steps in {result.train_time_s:.1f} s; weights kept at steps {sorted(snapshots)}")
 run = omniad_lite.load_run(run_dir)
 display(Markdown(quality_note(run_dir)))
 
@@ -270,43 +276,42 @@ print("logged learning rate = lr_schedule:",
 
 # %% [markdown]
 # ## 5. Reading the loss curve, and what the later steps buy
-# To see what the steps buy, evaluate the model the run had at each of its checkpoints on the test split
-# (its weights are saved in `checkpoints/step-N/`), and a freshly initialised one for step 0. Each
-# evaluation is the same as the final one: every test image, per-class metrics, their class mean.
+# To see what the steps buy, evaluate the model at each kept step on the test split, and a freshly
+# initialised one for step 0. Each evaluation is the same as the run's final one: every test image,
+# per-class metrics, their class mean.
 
 # %%
-from safetensors.torch import load_file
-
 from omniad_lite.evaluation.evaluate import evaluate_config
 from omniad_lite.run import RunDir
 from omniad_lite.viz.training import training_progress_figure
 
-rd = RunDir(run_dir)
 omniad_lite.seed_everything(cfg.train.seed)
-at_step = {0: build_model(run.config.model).state_dict()}  # the initial weights
-at_step |= {s: load_file(str(rd.checkpoint_dir(s) / RunDir.MODEL)) for s in rd.checkpoint_steps()}
+final_weights = copy.deepcopy(run.model.state_dict())
+final_step = int(RunDir(run_dir).read_metrics()["step"])
+at_step = {0: build_model(run.config.model).state_dict(), **snapshots, final_step: final_weights}
 rows = {}
-for s, weights in at_step.items():
-    run.model.load_state_dict(weights)
+for s, weights in sorted(at_step.items()):
+    run.model.load_state_dict(weights, strict=False)  # a snapshot holds the trainable weights only
     rows[s] = evaluate_config(run.model, run.config, device=device, progress=False).mean
-checkpoint_metrics = pd.DataFrame.from_dict(rows, orient="index").rename_axis("step")
+run.model.load_state_dict(final_weights)
+step_metrics = pd.DataFrame.from_dict(rows, orient="index").rename_axis("step")
 shown = ["image_auroc", "pixel_auroc", "pixel_aupro", "pixel_ap"]
-fig = training_progress_figure(history, checkpoint_metrics, shown, drop_step=drop)
-fig.savefig(output_dir / "loss_and_checkpoints.png", dpi=100, bbox_inches="tight")
+fig = training_progress_figure(history, step_metrics, shown, drop_step=drop)
+fig.savefig(output_dir / "loss_and_metrics.png", dpi=100, bbox_inches="tight")
 
 # %%
 from omniad_lite import viz
 
 final_metrics = RunDir(run_dir).read_metrics()["final"]["mean"]
 last = max(at_step)
-viz.readable(checkpoint_metrics[shown])
+viz.readable(step_metrics[shown])
 
 # %%
 # NBVAL_CHECK_OUTPUT
 tail = history[history["step"] > history["step"].max() - 50]
 slope = np.polyfit(tail["step"], np.log(tail["loss"]), 1)[0]  # per step, on the log scale
-print("the last checkpoint's evaluation = the run's final metrics:",
-      all(abs(checkpoint_metrics.loc[last, k] - final_metrics[k]) < 0.051 for k in shown))
+print("the last kept step's evaluation = the run's final metrics:",
+      all(abs(step_metrics.loc[last, k] - final_metrics[k]) < 0.051 for k in shown))
 print("the last 50 steps still lower the loss:", slope < 0)
 
 # %%
@@ -326,8 +331,8 @@ print(f"loss: {first:.3f} after {history['step'].iloc[0]} steps → {final:.3f} 
 #
 # **What the steps buy.** The right-hand panels are measured on the test split. Step 0 — the decoder's random
 # initialisation — already separates some anomalies (a random decoder reconstructs nothing, so every
-# region differs from the teacher, and defects differ in their own way); the trained checkpoints are far better.
-# Between the checkpoints the image AUROC and AU-PRO move by a point or less while the pixel AP (the metric
+# region differs from the teacher, and defects differ in their own way); the trained weights are far better.
+# Between the kept steps the image AUROC and AU-PRO move by a point or less while the pixel AP (the metric
 # that rewards sharp, well-placed maps; notebook 04) moves most: what later steps buy is mostly the
 # *precision* of the map, not whether a defective image is found. The paper trains ~750× longer on a
 # larger teacher; a lower training loss is no guarantee of better anomaly scores — a decoder that
@@ -350,7 +355,7 @@ import json
 
 results = {"notebook": "03_training", "preset": cfg.name, "config": cfg.to_dict(), "run_dir": str(run_dir),
            "steps": int(RunDir(run_dir).read_metrics()["step"]), "hand_step_difference": difference,
-           "checkpoints": {int(s): row for s, row in checkpoint_metrics.to_dict(orient="index").items()},
+           "metrics_by_step": {int(s): row for s, row in step_metrics.to_dict(orient="index").items()},
            "mean": final_metrics}
 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
 print(f"wrote {output_dir / 'results.json'}")
@@ -363,7 +368,7 @@ print(f"wrote {output_dir / 'results.json'}")
 #   (decay 10⁻⁴ on weights only); written out above, it equals the library's step to within 10⁻⁶.
 # - The rate is $\eta_0 \cdot B/16$, × 0.1 for the last 20 % of the epochs; the demo's $\eta_0$ is 4·10⁻³
 #   because it trains 750× fewer steps than the paper.
-# - The loss still falls at the end of the demo run; the checkpoints show that the late steps mostly sharpen
+# - The loss still falls at the end of the demo run; the kept weights show that the late steps mostly sharpen
 #   the maps (pixel AP) rather than change which images are found.
 #
 # Next: **04** explains the metrics of this run and how uncertain they are. Guide: [docs/training.md](../docs/training.md).

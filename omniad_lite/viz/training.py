@@ -1,7 +1,7 @@
-"""Figures of notebook 03: the learning-rate schedule, and the loss next to the metrics of the checkpoints.
+"""Figures of notebook 03: the learning-rate schedule, and the loss next to the test metrics along the run.
 
 Plotting only: the schedule comes from :func:`omniad_lite.training.optim.lr_schedule`, the loss from a run's
-``history.csv``, the metrics from evaluating its checkpoints. Ours (the released code draws no figures).
+``history.csv``, the metrics from evaluating weights kept during training. Ours (the released code draws no figures).
 """
 from __future__ import annotations
 
@@ -48,14 +48,14 @@ def lr_schedule_figure(schedules: Mapping[str, np.ndarray]) -> Figure:
 
 def training_progress_figure(history: pd.DataFrame, checkpoint_metrics: pd.DataFrame,
                              metrics: Sequence[str], drop_step: int | None = None) -> Figure:
-    """The training loss per logged step (log scale), then one panel per test metric of the checkpoints.
+    """The training loss per logged step (log scale), then one panel per test metric of the evaluated steps.
 
     Each metric has its own y range (they differ by tens of points, their changes by a few), and every point
     carries its value.
 
     Args:
         history: a run's ``history.csv`` (``step`` and ``loss`` columns).
-        checkpoint_metrics: one row per evaluated checkpoint, indexed by step, metric columns ×100.
+        checkpoint_metrics: one row per evaluated set of weights, indexed by step, metric columns ×100.
         metrics: the columns to draw (titled with their papers' names).
         drop_step: the step from which the learning rate is dropped (a dotted line in every panel).
     """
@@ -75,7 +75,7 @@ def training_progress_figure(history: pd.DataFrame, checkpoint_metrics: pd.DataF
         low, high = shown[column].min(), shown[column].max()
         pad = max(1.0, 0.15 * (high - low))
         ax.set_ylim(low - pad, high + 2 * pad)
-        ax.set(xlabel="checkpoint step", title=f"{column} (test, ×100)")
+        ax.set(xlabel="optimiser step", title=f"{column} (test, ×100)")
         ax.set_xticks(list(shown.index))
     for ax in axes:
         ax.grid(alpha=0.3)
