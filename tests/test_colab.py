@@ -193,7 +193,7 @@ def quickstart(fake_colab) -> Path:
 
 @pytest.fixture(scope="module")
 def training(fake_colab) -> Path:
-    """03 as the README's Colab recipe runs it: drive=True, the official-style archive on Drive (two demo
+    """03 as the Colab checklist (docs/install.md) runs it: drive=True, the official-style archive on Drive (two demo
     classes, MVTec layout) extracted to local disk; returns the output folder on Drive."""
     from omniad_lite.data.demo import make_demo_dataset
 

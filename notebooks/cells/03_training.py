@@ -16,12 +16,14 @@
 #
 # **Needs from earlier notebooks:** nothing to run; **02** explains the network being trained. This notebook
 # trains the demo preset with its full schedule (300 steps, about a minute and a half on an idle 2-core CPU)
-# into `runs/03_training/run`, the run notebook **04** evaluates. The guide page is
-# [docs/training.md](../docs/training.md). A paper run is this notebook with a parameter file:
+# into `runs/03_training/run`, the run notebook **04** evaluates. A paper run is this notebook with a
+# parameter file:
 #
 # ```
 # papermill 03_training.ipynb runs/mvtec.ipynb -f params/mvtec.yaml -p data_root /data/mvtec_ad
 # ```
+#
+# **Guide:** [Training](../docs/training.md) · [Configs](../docs/configs.md) · [On Colab](../docs/install.md)
 
 # %% [parameters]
 preset = "demo"                  # "demo", "paper-mvtec", "paper-visa", "paper-realiad"

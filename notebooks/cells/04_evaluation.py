@@ -14,8 +14,9 @@
 # released code's protocol; chosen failure cases per class, read; and what published numbers to expect.
 #
 # **Needs from earlier notebooks:** a finished run — 03's or 00's default run (or `run_dir`). Run alone, this
-# notebook first trains the demo preset itself (about a minute and a half on a CPU). Guide:
-# [docs/evaluation.md](../docs/evaluation.md).
+# notebook first trains the demo preset itself (about a minute and a half on a CPU).
+#
+# **Guide:** [Evaluation and the two protocols](../docs/evaluation.md)
 
 # %% [parameters]
 run_dir = None                         # a finished run; None: 03's or 00's default run, else train the demo
