@@ -70,7 +70,7 @@ def test_bad_parameter_fails_in_the_check_cell_with_one_line(tmp_path, name, par
     code_cells_before = sum(1 for c in nb.cells[:_parameters_cell_index(nb) + 1] if c.cell_type == "code")
     assert e.exec_count == code_cells_before + 2
     if "epoch" in params:
-        assert "Its parameters: preset, data_root, classes, epochs" in e.evalue
+        assert "Its parameters: preset, epochs, iterations, batch_size" in e.evalue  # the lesson first
 
 
 def _builder():

@@ -21,6 +21,7 @@
 # %% [parameters]
 run_dir = None                         # a finished run; None: 03's or 00's default run, else train the demo
 num_resamples = 2000                   # bootstrap redraws of the test images per class
+example_class = "coffee"               # the class whose pixels section 2 examines (the first class when absent)
 # -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 data_root = None                       # None: the dataset recorded in the run; else another root
 device = "auto"                        # "auto" (GPU when available), "cpu", "cuda"
@@ -45,6 +46,7 @@ check_run_dir(run_dir)
 data_root = None if data_root is None else str(check_folder("data_root", data_root))
 check_param("batch_size", batch_size, int, positive=True)
 check_param("num_resamples", num_resamples, int, positive=True)
+check_param("example_class", example_class, str)
 output_dir = output_path(output_dir)
 omniad_lite.seed_everything(0)
 pd.set_option("display.width", 100)
@@ -101,25 +103,28 @@ print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(kit.loc["
 # ## 2. AUROC and AP under imbalance
 # AUROC divides the false positives by the number of **normal** pixels, AP by the number of **flagged**
 # pixels. When defects cover a few percent of the pixels, a false-positive rate that AUROC barely notices
-# is still many normal pixels per defect pixel. This test set's own fraction of defect pixels:
+# is still many normal pixels per defect pixel. The pixels of one class (`example_class`), as the table
+# computes them, and its own fraction of defect pixels:
 
 # %%
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from omniad_lite.viz.metrics import interval_figure, pro_example_figure, roc_pr_figure
 
-pixel_labels, pixel_scores = masks.ravel(), maps.ravel().astype(np.float32)  # every test pixel, pooled
+cls = example_class if example_class in test_set.class_names else test_set.class_names[0]
+of_cls = names == cls
+pixel_labels, pixel_scores = masks[of_cls].ravel(), maps[of_cls].ravel().astype(np.float32)  # (N·S·S,)
 prevalence = pixel_labels.mean()
-print(f"{pixel_labels.size:,} test pixels, {100 * prevalence:.2f} % of them defects "
-      f"({100 * masks[labels == 1].mean():.1f} % of the pixels of the anomalous images)")
+print(f"{cls}: {pixel_labels.size:,} test pixels, {100 * prevalence:.2f} % of them defects "
+      f"(all classes: {100 * masks.mean():.2f} %)")
 fpr, tpr, roc_thresholds = roc_curve(pixel_labels, pixel_scores)
 precision, recall, pr_thresholds = precision_recall_curve(pixel_labels, pixel_scores)
 at = np.searchsorted(tpr, 0.8)  # the first threshold that finds 80 % of the defect pixels
 threshold80 = roc_thresholds[at]
 flagged = pixel_scores >= threshold80
 precision80 = (flagged & pixel_labels).sum() / flagged.sum()
-print(f"pooled over the classes: pixel AUROC {100 * roc_auc_score(pixel_labels, pixel_scores):.1f}, "
-      f"pixel AP {100 * average_precision_score(pixel_labels, pixel_scores):.1f}")
+print(f"{cls}: pixel AUROC {100 * roc_auc_score(pixel_labels, pixel_scores):.1f}, "
+      f"pixel AP {100 * average_precision_score(pixel_labels, pixel_scores):.1f} (from the stored maps)")
 print(f"at recall {100 * tpr[at]:.0f} %: FPR {100 * fpr[at]:.2f} % of the normal pixels = "
       f"{fpr[at] * (1 - prevalence) / (tpr[at] * prevalence):.2f} false per found defect pixel → precision "
       f"{100 * precision80:.0f} %")
@@ -222,9 +227,12 @@ cis.round(1)
 # %%
 # NBVAL_CHECK_OUTPUT
 auroc_rows = cis.xs("image_auroc", level="metric")
+width = auroc_rows["high"] - auroc_rows["low"]
+perfect = auroc_rows["estimate"] == 100
 print("point estimates = the table's image AUROC:",
       bool(np.allclose(auroc_rows["estimate"], kit.loc[auroc_rows.index, "image_auroc"], atol=0.051)))
-print("every interval contains its estimate:", bool(((cis.low <= cis.estimate) & (cis.estimate <= cis.high)).all()))
+print("zero width at 100, wider than one AUROC step below it:",
+      bool((width[perfect] == 0).all() and (width[~perfect] > 100 / 150).all()))
 
 # %% [markdown]
 # A class at 100 has an interval of zero width — every redraw is still perfectly separated, which says only
@@ -304,15 +312,16 @@ expect
 # the **clearest detection** (highest-scored anomalous image), the **weakest detection** (lowest-scored
 # anomalous image) and the **strongest false alarm** (highest-scored normal image). One colour scale for all
 # panels; white: the ground truth; green: the pixels above the pixel threshold with the best F1 over all test
-# pixels (the F1-max threshold of section 1, pooled over the classes).
+# pixels (the F1-max threshold of section 1, over the pixels of all classes together).
 
 # %%
 from pathlib import Path
 
 from omniad_lite.viz.cases import case_grid, pick_cases
 
-f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-pixel_threshold = float(pr_thresholds[np.argmax(f1[:-1])])
+all_p, all_r, all_t = precision_recall_curve(masks.ravel(), maps.ravel().astype(np.float32))
+f1 = 2 * all_p * all_r / np.maximum(all_p + all_r, 1e-12)
+pixel_threshold = float(all_t[np.argmax(f1[:-1])])
 cases = pick_cases(per_image)
 used = sorted(set(cases.to_numpy().ravel()))
 images = {i: viz.to_display_image(test_set.raw(i)[0]) for i in used}
@@ -322,12 +331,13 @@ fig = case_grid(cases, images, maps, masks, titles, threshold=pixel_threshold)
 fig.savefig(output_dir / "cases.png", dpi=100, bbox_inches="tight")
 
 # %%
-summary = pd.DataFrame({kind: [f"{defect[i]} {scores[i]:.2f}" for i in cases[kind]] for kind in cases.columns},
+short = {"clearest detection": "clearest", "weakest detection": "weakest", "strongest false alarm": "false alarm"}
+summary = pd.DataFrame({short[kind]: [f"{defect[i]} {scores[i]:.2f}" for i in cases[kind]] for kind in cases.columns},
                        index=cases.index)
-summary["highest normal / lowest anomalous"] = [
+summary["false alarm / weakest"] = [
     f"{scores[cases.loc[c, 'strongest false alarm']] / scores[cases.loc[c, 'weakest detection']]:.2f}"
     for c in cases.index]
-print(f"pixel threshold (pooled F1-max): {pixel_threshold:.3f}")
+print(f"pixel threshold (F1-max over all test pixels): {pixel_threshold:.3f}")
 summary
 
 # %% [markdown]
@@ -351,7 +361,7 @@ for cls in cases.index:
 # ## 8. Explore
 # Pick a class, an image and a threshold: the green outline is `map ≥ threshold`, the white one the ground
 # truth. In JupyterLab with a running kernel this is a live widget; a stored notebook (this one was executed
-# by papermill) shows, below it, a static view — the two highest-scored images of each class at the pooled
+# by papermill) shows, below it, a static view — the two highest-scored images of each class at the
 # F1-max pixel threshold, printed in its title.
 
 # %%
@@ -384,8 +394,8 @@ print(f"wrote {output_dir / 'results.json'}")
 # - Next: **05** compares model variants. Guide: [docs/evaluation.md](../docs/evaluation.md).
 #
 # ## Exercises
-# 1. **Imbalance.** Keep only the anomalous test images (drop the normal ones) and recompute the pooled pixel
-#    AP: the defect fraction rises — what happens to AP, and to AUROC?
+# 1. **Imbalance.** Keep only the anomalous test images of `example_class` (drop its normal ones) and
+#    recompute its pixel AP: the defect fraction rises — what happens to AP, and to AUROC?
 # 2. **Fewer test images.** Redo the bootstrap for the image AUROC with only 5 normal images per class: how
 #    much wider do the intervals get?
 # 3. **The FPR limit.** Compute the toy map's AU-PRO with the limit at 0.05 and at 1.0 (`aupro_from_levels`
@@ -393,7 +403,7 @@ print(f"wrote {output_dir / 'results.json'}")
 
 # %%
 # Solution 1
-keep = np.repeat(labels == 1, masks[0].size)  # the pixels of the anomalous images
+keep = np.repeat(labels[of_cls] == 1, masks[0].size)  # the pixels of the class's anomalous images
 print(f"anomalous images only: defect fraction {100 * pixel_labels[keep].mean():.1f} %, "
       f"AP {100 * average_precision_score(pixel_labels[keep], pixel_scores[keep]):.1f}, "
       f"AUROC {100 * roc_auc_score(pixel_labels[keep], pixel_scores[keep]):.1f}")

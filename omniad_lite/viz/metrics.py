@@ -86,6 +86,7 @@ def interval_figure(cis: pd.DataFrame, metric: str) -> Figure:
     ax.set_yticks(y, rows.index)
     low = float(rows["low"].min())
     ax.set_xlim(low - 0.1 * (100 - low) - 0.5, 100 + 0.45 * (100 - low) + 2)  # room for the labels
+    ax.set_xticks([t for t in ax.get_xticks() if low - 0.1 * (100 - low) - 0.5 <= t <= 100])  # no metric above 100
     name = SHORT_NAMES.get(metric, metric)
     ax.set(xlabel=f"{name} (×100)", title=f"{name} per class with its 95 % bootstrap interval")
     ax.grid(alpha=0.3, axis="x")
