@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .tables import readable
 
@@ -39,6 +40,10 @@ def lr_schedule_figure(schedules: Mapping[str, np.ndarray]) -> Figure:
                         textcoords="offset points", ha="right", fontsize=8)
         ax.set_yscale("log")
         ax.set_ylim(lrs.min() / 2, lrs.max() * 2)
+        ax.set_yticks(sorted(set(lrs.tolist())))  # only the levels the schedule takes
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_title(f"{name}: {lrs.size:,} steps", fontsize=10)
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("learning rate")
@@ -48,7 +53,7 @@ def lr_schedule_figure(schedules: Mapping[str, np.ndarray]) -> Figure:
 
 def training_progress_figure(history: pd.DataFrame, checkpoint_metrics: pd.DataFrame,
                              metrics: Sequence[str], drop_step: int | None = None) -> Figure:
-    """The training loss per logged step (log scale), then one panel per test metric of the evaluated steps.
+    """The training loss per logged step, then one panel per test metric of the evaluated steps.
 
     Each metric has its own y range (they differ by tens of points, their changes by a few), and every point
     carries its value.
@@ -65,18 +70,17 @@ def training_progress_figure(history: pd.DataFrame, checkpoint_metrics: pd.DataF
                              gridspec_kw={"width_ratios": widths})
     ax_loss = axes[0]
     ax_loss.plot(history["step"], history["loss"], lw=1.5)
-    ax_loss.set_yscale("log")
     ax_loss.set(xlabel="optimiser step", ylabel="loss (sum of 3 per-scale MSEs)", title="training loss")
     for ax, column in zip(axes[1:], shown.columns):
         ax.plot(shown.index, shown[column], marker="o", color="C1")
-        for step, value in shown[column].items():
-            ax.annotate(f"{value:.1f}", (step, value), xytext=(0, 5), textcoords="offset points", ha="center",
-                        fontsize=8)
+        for step in (shown.index[0], shown.index[-1]):  # the first and the last value, written out
+            ax.annotate(f"{shown.loc[step, column]:.1f}", (step, shown.loc[step, column]), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=8)
         low, high = shown[column].min(), shown[column].max()
         pad = max(1.0, 0.15 * (high - low))
         ax.set_ylim(low - pad, high + 2 * pad)
         ax.set(xlabel="optimiser step", title=f"{column} (test, ×100)")
-        ax.set_xticks(list(shown.index))
+        ax.set_xticks(list(shown.index)[::2])
     for ax in axes:
         ax.grid(alpha=0.3)
         if drop_step is not None:
