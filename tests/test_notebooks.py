@@ -58,13 +58,16 @@ def test_00_quickstart(quickstart, tmp):
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "history.csv").is_file()
 
 
-def test_01_data_and_features(tmp):
-    res = run("01_data_and_features", tmp, num_examples=3)
+def test_01_data_and_features(quickstart, tmp):
+    res = run("01_data_and_features", tmp, num_examples=3, run_dir=quickstart["run_dir"])
     assert res["teacher"] == "tf_efficientnet_lite0"
     assert res["channels"] == [24, 40, 112] and res["strides"] == [4, 8, 16]
     assert res["feature_shapes"] == [[24, 32, 32], [40, 16, 16], [112, 8, 8]]  # 128² demo input
     assert res["counts"] == {"train": 5 * 36, "test": 5 * 25}  # demo: 36 train, 10 + 15 test per class
     assert len(res["crude_scores"]) == 3
+    assert res["trained_run"] == quickstart["run_dir"]
+    assert res["hand_vs_library_max_abs_diff"] < 1e-5  # the hand-made map is the library's
+    assert "/coffee/test/good/" in res["example"]["normal"] and "/coffee/test/good/" not in res["example"]["anomalous"]
 
 
 def test_02_omni_block(quickstart, tmp):
