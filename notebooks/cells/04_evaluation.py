@@ -390,6 +390,8 @@ display(view)
 results = {"notebook": "04_evaluation", "run_dir": str(run_dir), "preset": cfg.name, "num_images": len(test_set),
            "defect_pixel_fraction": float(prevalence), "pixel_threshold": pixel_threshold,
            "kit": {"mean": kit.loc["mean"].to_dict(), "per_class": kit.drop(index="mean").to_dict(orient="index")},
+           "kit_from_stored_maps": {"mean": from_float16.loc["mean"].to_dict(),
+                                    "per_class": from_float16.drop(index="mean").to_dict(orient="index")},
            "released": {"mean": released.loc["mean"].to_dict(),
                         "per_class": released.drop(index="mean").to_dict(orient="index")},
            "image_auroc_ci": {c: [r.low, r.high] for c, r in auroc_rows.iterrows()},
