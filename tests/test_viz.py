@@ -214,6 +214,7 @@ def test_explorer_static_fallback_and_draw_sample():
     fig = widgets.explorer(data, static=True)
     assert isinstance(fig, Figure)
     assert sum(1 for ax in fig.axes if len(ax.images) == 2) == 2 * widgets.STATIC_PER_CLASS
+    assert "map ≥ 0.500" in widgets.explorer(data, static=True, threshold=0.5)._suptitle.get_text()
     fig = widgets.draw_sample(data, 1, threshold=0.5)
     pred = fig.axes[2].images[0].get_array()
     np.testing.assert_array_equal(pred, (data.maps[1] >= 0.5).astype(np.float32))

@@ -21,8 +21,9 @@ preset = "demo"          # one of omniad_lite.presets.names()
 data_root = None         # None: the offline demo dataset; else a dataset root (MVTec-AD, VisA, Real-IAD layout)
 epochs = None            # None: the preset's value
 iterations = None        # optimiser steps instead of epochs (for quick smoke runs)
-device = "auto"          # "auto" (GPU when available), "cpu", "cuda"
 gallery_size = 5         # heatmaps shown in the gallery (one anomalous image per class)
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
+device = "auto"          # "auto" (GPU when available), "cpu", "cuda"
 output_dir = "runs/00_quickstart"  # the run directory and results.json go here
 resume = "auto"          # "auto": continue the run in output_dir from its last checkpoint; False: start over
 drive = False            # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)

@@ -33,8 +33,6 @@ classes = ["brick", "coffee"]        # a texture and an object keep the default 
 epochs = None                        # None: use iterations (or the preset's epochs when iterations is None)
 iterations = 40                      # optimiser steps per Omni-AD run (smoke-sized; the demo preset: 30 epochs)
 seeds = [0, 1]                       # train.seed of each run; >= 2 to measure the seed spread
-device = "auto"                      # "auto" (GPU when available), "cpu", "cuda"
-cache_teacher_features = "disk"      # the teacher runs once over the train split for the whole sweep
 variants = {                         # name → overrides on the preset; "method=knn" is the kNN baseline
     "Omni-AD": [],                                          # the demo preset (learned FFN)
     "resampled FFN": ["model.ffn=resampled"],               # the released code's FFN, redrawn every call
@@ -47,6 +45,9 @@ variants = {                         # name → overrides on the preset; "method
 }
 reference = None                     # the variant differences are taken from; None: the first
 metrics = ["image_auroc", "pixel_auroc", "pixel_aupro", "mad"]  # columns of the table and the plot
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
+device = "auto"                      # "auto" (GPU when available), "cpu", "cuda"
+cache_teacher_features = "disk"      # the teacher runs once over the train split for the whole sweep
 overwrite = False                    # redo runs whose folder holds another config (else: reuse or stop)
 output_dir = "runs/05_ablations"     # one folder per variant, one run directory per seed
 

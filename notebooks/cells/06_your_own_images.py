@@ -34,8 +34,9 @@ iterations = None            # optimiser steps instead of epochs; None: the pres
 val_fraction = 0.2           # share of good/ training images held out to calibrate the threshold
 method = "fpr"               # "fpr": threshold from the held-out normals; "f1": F1-optimal on the test split
 fpr = 0.05                   # target false-positive rate of the "fpr" threshold
-device = "auto"              # "auto" (GPU when available), "cpu", "cuda"
 gallery_size = 8             # test images shown with their decision
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
+device = "auto"              # "auto" (GPU when available), "cpu", "cuda"
 output_dir = "runs/06_your_own_images"  # the image folder (default), run, overlays, model.onnx, results.json
 
 # %% [markdown]

@@ -11,6 +11,7 @@
   :mod:`.predict_files` — overlays + ``scores.csv`` for the CLI
 - :mod:`.thresholds` — decision thresholds (FPR on held-out normals, F1), the normalised scale (NumPy);
   :mod:`.calibration` — :func:`calibrate`: score the held-out images, write ``thresholds.json``
+- :mod:`.bootstrap` — :func:`bootstrap_ci`: confidence intervals by a bootstrap over test images
 - :mod:`.reference_results` — published numbers of the peer methods
 
 Importing this package (or its NumPy modules) does not import torch.
@@ -21,7 +22,7 @@ _LAZY = {
     "compute_metrics": "metrics", "PROTOCOLS": "metrics", "METRIC_NAMES": "metrics",
     "MetricAccumulator": "stream", "metrics_table": "tables", "save_table": "tables",
     "anomaly_map": "scoring", "image_scores": "scoring", "evaluate": "evaluate", "evaluate_config": "evaluate",
-    "predict": "predict", "calibrate": "calibration", "Thresholds": "thresholds",
+    "predict": "predict", "calibrate": "calibration", "Thresholds": "thresholds", "bootstrap_ci": "bootstrap",
 }
 
 
