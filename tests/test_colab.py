@@ -236,7 +236,7 @@ def test_03_trains_on_the_archive_extracted_to_local_disk(fake_colab, training):
 
 def test_04_evaluates_03s_run_by_path(fake_colab, training):
     run_dir = str(fake_colab.drive / "MyDrive" / "omniad_lite" / "runs" / "03" / "run")  # as a Colab user types it
-    res = results(fake_colab.run("04_evaluation", "04", run_dir=run_dir, num_cases=2, output_dir="out"))
+    res = results(fake_colab.run("04_evaluation", "04", run_dir=run_dir, num_resamples=50, output_dir="out"))
     assert sorted(res["per_class"]) == DEMO_CLASSES
 
 

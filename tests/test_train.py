@@ -14,7 +14,7 @@ from omniad_lite.config import TrainConfig
 from omniad_lite.errors import MetricWarning
 from omniad_lite.run import RunDir
 from omniad_lite.training import param_groups, train
-from omniad_lite.training.optim import build_optimizer, build_scheduler, lr_drop_step
+from omniad_lite.training.optim import build_optimizer, build_scheduler, lr_drop_step, lr_schedule
 from omniad_lite.training.step import resolve_precision
 
 
@@ -67,6 +67,21 @@ def test_lr_drop_step_as_released(epochs, steps_per_epoch, drop):
         sched.step()
     n_full = min(drop, len(lrs))
     assert lrs[:n_full] == [1e-3] * n_full and lrs[n_full:] == pytest.approx([1e-4] * (len(lrs) - n_full))
+
+
+@pytest.mark.parametrize("cfg, steps_per_epoch, batch", [
+    (TrainConfig(epochs=7), 3, None), (TrainConfig(epochs=4, lr=4e-3), 5, 8), (TrainConfig(iterations=9), 2, 32)])
+def test_lr_schedule_is_what_the_scheduler_steps_through(cfg, steps_per_epoch, batch):
+    total = cfg.iterations or cfg.epochs * steps_per_epoch
+    opt = build_optimizer(cfg, torch.nn.Linear(2, 2), batch_size=batch)
+    sched = build_scheduler(opt, cfg, total, steps_per_epoch)
+    stepped = []
+    for _ in range(total):
+        stepped.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lr_schedule(cfg, total, steps_per_epoch, batch_size=batch).tolist() == pytest.approx(stepped, rel=1e-12)
+    assert stepped[0] == pytest.approx(cfg.lr * (batch or cfg.batch_size) / 16)  # the linear scaling rule
 
 
 def test_lr_drop_with_iterations_is_a_fraction_of_the_iterations():

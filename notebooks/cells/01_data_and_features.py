@@ -24,6 +24,7 @@ data_root = None         # None: the offline demo dataset; else a dataset root
 num_examples = 7         # test images shown: one anomalous image per class, then normal ones
 example_class = "coffee" # class of the worked example of the anomaly map (the first class when absent)
 run_dir = None           # a finished run for the worked example; None: 00's or 03's default run, else train one
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 output_dir = "runs/01_data_and_features"
 
 # %%

@@ -28,6 +28,7 @@ num_query_tokens = 64        # paper: 64 learnable query tokens (an 8 x 8 grid)
 num_kv_tokens = 64           # paper: 64 learnable key/value tokens
 run_dir = None               # a finished run (trained model); None: 00's or 03's default run, else train one
 example_class = "coffee"     # class of the example image (the first class when absent)
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 output_dir = "runs/02_omni_block"
 
 # %%

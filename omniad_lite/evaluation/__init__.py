@@ -10,6 +10,7 @@
 - :mod:`.prediction` — :func:`predict` → :class:`~omniad_lite.results.Prediction` objects (decisions included)
 - :mod:`.thresholds` — decision thresholds (FPR on held-out normals, F1), the normalised scale (NumPy);
   :mod:`.calibration` — :func:`calibrate`: score the held-out images, write ``thresholds.json``
+- :mod:`.bootstrap` — :func:`bootstrap_ci`: confidence intervals by a bootstrap over test images
 - :mod:`.released` — the released protocol's formulas; :mod:`.reference_results` — the peers' published numbers
 
 Importing this package (or its NumPy modules) does not import torch: the names below load their module on
@@ -25,6 +26,7 @@ _LAZY = {
     "evaluate": "evaluator", "predict": "prediction", "iter_predictions": "prediction",
     "calibrate": "calibration", "load_thresholds": "calibration", "Thresholds": "thresholds",
     "load_run": "run_loading", "LoadedRun": "run_loading",
+    "bootstrap_ci": "bootstrap",
 }
 
 

@@ -46,7 +46,7 @@ def score_samples(model, samples, cfg, *, device="auto", progress: bool = True) 
 
 
 def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAULT_METHOD, fpr: float = DEFAULT_FPR,
-                    device="auto", progress: bool = True) -> Thresholds:
+                    device="auto", progress: bool = True, note: bool = True) -> Thresholds:
     """Thresholds for ``model`` trained with ``cfg``, from its held-out images and ``test_result``'s scores.
 
     Args:
@@ -57,6 +57,7 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
         fpr: target false-positive rate.
         device: where the model runs.
         progress: progress bars.
+        note: print the one-line note on thresholds that carry a warning (with ``progress``).
     """
     check_method(method)
     check_fpr(fpr)
@@ -75,9 +76,9 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
         for c, g in rows[rows["label"] == 0].groupby("cls_name"):
             normal[c] = (list(g["score"]), list(g["path"]))
     thresholds = Thresholds(build_thresholds(dict(normal), test, method=method, fpr=fpr, normal_source=source))
-    note = threshold_note(thresholds)
-    if note and progress:  # quiet runs (a sweep) keep it in thresholds.json only
-        warn(note, ThresholdWarning)
+    text = threshold_note(thresholds) if note else None
+    if text and progress:  # quiet runs (a sweep) keep it in thresholds.json only
+        warn(text, ThresholdWarning)
     return thresholds
 
 

@@ -94,7 +94,7 @@ def check_data(cfg: ExperimentConfig, preprocess, progress: bool):
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, max_steps: int | None = None,
-          callback: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
+          callback: Callable[[int, torch.nn.Module], None] | None = None, threshold_note: bool = True) -> TrainResult:
     """Train Omni-AD with ``cfg`` and write a run directory.
 
     Args:
@@ -106,6 +106,8 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
         progress: show progress bars (main process only).
         max_steps: pause after this many optimiser steps (checkpoint written, no evaluation); resume later.
         callback: called as ``callback(step, model)`` after every optimiser step (notebooks, tests).
+        threshold_note: print the one-line note on thresholds that carry a warning (few held-out images);
+            ``False`` keeps it in ``thresholds.json`` only (a lesson that introduces thresholds later).
 
     Returns:
         A :class:`~omniad_lite.results.TrainResult`; its ``evaluation`` is the final model's
@@ -131,7 +133,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
         t_start = time.perf_counter()
         with keep_freed_memory(info.device.type == "cpu"):  # CPU: reuse freed buffers step to step
             _loop(r, prog, stop_at, progress and info.is_main, callback)
-        return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
+        return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main, threshold_note)
     finally:
         if lock is not None:
             lock.release()
@@ -308,7 +310,7 @@ def _checkpoint(r: _Run, prog: _Progress) -> None:
             "window": {"loss": float(prog.window_loss), "count": prog.window_count}})
 
 
-def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool) -> TrainResult:
+def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool, threshold_note: bool = True) -> TrainResult:
     """The result; at the end of the run (not when paused) the final evaluation and ``metrics.json``."""
     result = TrainResult(run_dir=r.run, steps=prog.step, total_steps=r.total_steps, train_time_s=train_time)
     if prog.step < r.total_steps:
@@ -316,6 +318,6 @@ def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool) -> Trai
     if r.info.is_main:
         result.evaluation = final_evaluation(r.model, r.cfg, r.run, prog.evals, prog.step,
                                              prog.step / r.steps_per_epoch, r.info.device, progress,
-                                             train_time_s=train_time)
+                                             train_time_s=train_time, threshold_note=threshold_note)
     dist_utils.barrier(r.info)
     return result

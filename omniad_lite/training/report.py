@@ -52,7 +52,8 @@ def best_over(evaluations: list[dict]) -> dict[str, Any]:
 
 
 def final_evaluation(model, cfg, run: RunDir, evaluations: list[dict], step: int, epoch: float, device,
-                     progress: bool, *, train_time_s: float, extra: dict[str, Any] | None = None) -> EvalResult:
+                     progress: bool, *, train_time_s: float, extra: dict[str, Any] | None = None,
+                     threshold_note: bool = True) -> EvalResult:
     """Evaluate the final model, write ``metrics.json``/``metrics.csv`` and ``thresholds.json``, return the result.
 
     Every method's run ends here (Omni-AD's training and the kNN fit), so every run directory holds the same
@@ -62,7 +63,8 @@ def final_evaluation(model, cfg, run: RunDir, evaluations: list[dict], step: int
     """
     t0 = time.perf_counter()
     result = evaluate(model, cfg, device=device, progress=progress)
-    run.write_thresholds(calibrate_model(model, cfg, result, device=device, progress=progress).payload)
+    run.write_thresholds(calibrate_model(model, cfg, result, device=device, progress=progress,
+                                         note=threshold_note).payload)
     final = {"step": step, "epoch": epoch, "mean": result.mean}
     write_metrics(run, result, {
         "headline": "final", "method": cfg.method, **(extra or {}), "step": step,

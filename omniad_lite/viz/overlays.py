@@ -10,7 +10,8 @@ from typing import Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
@@ -164,7 +165,7 @@ def _font(size: int):
 
 
 def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: str,
-                     is_anomalous: bool | None) -> np.ndarray:
+                     is_anomalous: bool | None, colour_bar: bool = True) -> np.ndarray:
     """The image at its own resolution, its normalised map on the fixed scale, the decision and a colour bar.
 
     Args:
@@ -173,9 +174,11 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
             ``None`` (no threshold: the image is drawn without a map).
         label: the decision text written on the image (e.g. ``"ANOMALOUS 1.42 (bottle)"``).
         is_anomalous: colours the label (red / green; grey for ``None``).
+        colour_bar: append the colour bar strip (a file of its own needs it; a gallery of overlays on the
+            same fixed scale shows one, see :func:`decision_gallery`).
 
     Returns:
-        ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right.
+        ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right (``(H, W, 3)`` without).
     """
     h, w = rgb.shape[:2]
     out = rgb.astype(np.float32) / UINT8_MAX
@@ -185,7 +188,7 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
         heat = decision_cmap()(np.clip(normalized_map / DECISION_VMAX, 0.0, 1.0))[..., :3]  # (H, W, 3)
         out = (1 - DECISION_ALPHA) * out + DECISION_ALPHA * heat
     font_px = max(MIN_FONT_PX, int(FONT_FRACTION * max(h, w)))
-    canvas = Image.new("RGB", (w + 5 * font_px, h), (255, 255, 255))
+    canvas = Image.new("RGB", (w + 5 * font_px * colour_bar, h), (255, 255, 255))
     canvas.paste(Image.fromarray(np.round(out * UINT8_MAX).astype(np.uint8)), (0, 0))
     draw, font = ImageDraw.Draw(canvas), _font(font_px)
     box = draw.textbbox((0, 0), label, font=font)
@@ -193,7 +196,8 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
     pad = max(2, font_px // 4)
     draw.rectangle((0, 0, box[2] + 2 * pad, box[3] + 2 * pad), fill=fill)
     draw.text((pad, pad), label, fill=TEXT_RGB, font=font)
-    _colour_bar(draw, canvas, w, h, font_px, font)
+    if colour_bar:
+        _colour_bar(draw, canvas, w, h, font_px, font)
     return np.asarray(canvas)
 
 
@@ -223,8 +227,17 @@ def decision_label(score: float | None, normalized: float | None, is_anomalous: 
     return f"{what} {value}" + (f" [{cls_name}]" if cls_name else "")
 
 
-def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4) -> Figure:
-    """Overlays from :func:`decision_overlay` in a grid (for notebooks)."""
+def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4,
+                     colour_bar: bool = False) -> Figure:
+    """Overlays from :func:`decision_overlay` in a grid (for notebooks).
+
+    Args:
+        overlays: images from :func:`decision_overlay`.
+        titles: one per overlay.
+        columns: panels per row.
+        colour_bar: add one colour bar of the fixed decision scale for the whole grid (for overlays drawn
+            with ``colour_bar=False``: every panel shares the scale, so one bar says it all).
+    """
     n = len(overlays)
     if n == 0:
         raise InputError("decision_gallery needs at least one overlay")
@@ -238,4 +251,9 @@ def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | Non
             if titles:
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
+    if colour_bar:
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, DECISION_VMAX), decision_cmap()), ax=axes.ravel().tolist(),
+                           fraction=0.02, pad=0.01, ticks=[0.0, 1.0, DECISION_VMAX])
+        bar.ax.set_yticklabels(["0: typical normal", "1: threshold", f"{DECISION_VMAX:g}"])
+        bar.set_label("normalised score (map overlay, clipped to 0–2)")
     return fig

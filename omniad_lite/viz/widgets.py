@@ -125,8 +125,12 @@ def static_gallery(data: ExplorerData, per_class: int = STATIC_PER_CLASS, thresh
     """The fallback: the ``per_class`` highest-ranked images of every class (anomalous first)."""
     idx = [i for c in data.classes for i in data.indices(c)[:per_class]]
     titles = [f"{data.cls_names[i]} {data.scores[i]:.2f}" for i in idx]
-    return heatmap_gallery([data.images[i] for i in idx], data.maps[idx], data.masks[idx], titles,
-                           vmin=float(data.maps.min()), vmax=float(data.maps.max()), threshold=threshold)
+    fig = heatmap_gallery([data.images[i] for i in idx], data.maps[idx], data.masks[idx], titles,
+                          vmin=float(data.maps.min()), vmax=float(data.maps.max()), threshold=threshold)
+    if threshold is not None:  # a static picture cannot show the slider: say which threshold it drew
+        fig.suptitle(f"the {per_class} highest-scored test images of each class; green outline: map ≥ "
+                     f"{threshold:.3f} (the explorer's threshold), white: ground truth", fontsize=10)
+    return fig
 
 
 def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool | None = None):
