@@ -1,5 +1,5 @@
 # One-word commands. `make test` builds .venv from scratch when missing (regular registry builds of torch
-# and torchvision: the CPU-only torch wheel cannot import torchvision), then runs the whole test suite.
+# and torchvision: the CPU-only torch wheel cannot import torchvision), then runs ruff and the whole test suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 # `make demo` (owned by the notebooks part): notebook 00 through papermill into runs/demo/, then the table.

@@ -18,22 +18,23 @@ import argparse
 import numpy as np
 
 from omniad_lite import presets
-from omniad_lite.baselines.fit import fit_knn, split_overrides
 from omniad_lite.baselines.knn import KnnConfig
-from omniad_lite.evaluation.evaluate import evaluate_config
+from omniad_lite.evaluation.evaluator import evaluate
+from omniad_lite.methods import split_settings
+from omniad_lite.training.knn_fit import fit_knn
 
 CLASSES = ["brick", "coffee", "coins", "grass", "gravel"]
 
 
 def probe(weights: str | None, bank: str, knn: KnnConfig, seed: int) -> dict[str, tuple[float, float]]:
     """``{class: (image AUROC, pixel AUROC)}`` in percent for one teacher."""
-    base = presets.get("demo").with_overrides({"model.encoder_weights": weights, "train.seed": seed,
+    base = presets.get("demo").with_overrides({"method": "knn", "model.encoder_weights": weights, "train.seed": seed,
                                                "train.device": "cpu"})
     groups = [[c] for c in CLASSES] if bank == "per-class" else [CLASSES]
     out = {}
     for classes in groups:
         cfg = base.with_overrides({"data.classes": classes})
-        result = evaluate_config(fit_knn(cfg, knn, progress=False), cfg, device="cpu", progress=False)
+        result = evaluate(fit_knn(cfg, knn, progress=False), cfg, device="cpu", progress=False)
         out.update({c: (result.per_class[c]["image_auroc"] * 100, result.per_class[c]["pixel_auroc"] * 100)
                     for c in classes})
     return out
@@ -45,10 +46,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="coreset start, projection and the random-init teacher")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="knn.KEY=VALUE")
     args = p.parse_args()
-    _, rest, knn_over = split_overrides(["method=knn", *args.overrides])
+    rest, settings = split_settings(args.overrides)
     if rest:
         p.error(f"only knn.* settings are accepted here, got {rest}")
-    knn = KnnConfig().with_overrides(knn_over)
+    knn = KnnConfig().with_overrides(settings.get("knn", {}))
     print(f"teacher tf_efficientnet_lite0 @ 128 px, bank {args.bank}, {knn}")
     print("| teacher (I-AUROC / P-AUROC) | " + " | ".join(CLASSES) + " | mean |")
     print("|---" * (len(CLASSES) + 2) + "|")

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
                 {"model.encoder_weights": weights})
             t0 = time.perf_counter()
             result = train(cfg, out / (weights or "random"), overwrite=True)
-            tables[label] = result.metrics
-            print(f"\n{label} ({time.perf_counter() - t0:.0f} s):\n{result.metrics.to_string()}", flush=True)
+            tables[label] = result.evaluation.table
+            print(f"\n{label} ({time.perf_counter() - t0:.0f} s):\n{result.evaluation.table.to_string()}", flush=True)
 
     print(f"\ncommand: python benchmarks/{' '.join(['bench_teacher.py', *sys.argv[1:]])}")
     both = pd.concat({k: v[COLUMNS] for k, v in tables.items()}, axis=1)

@@ -20,6 +20,11 @@ Two code cells are generated here, the same in every notebook, so the cell files
   for the notebooks in ``ESTIMATE`` the paper recipe's wall time from a short measured warm-up), plus Google
   Drive (``drive`` parameter) and the dataset archive (``data_archive`` parameter) where the notebook has them.
 
+The parameters cell is checked on the way (:func:`check_parameters_layout`): the parameters a lesson varies
+come first; the set-up parameters (:data:`SETUP_PARAMETERS`: device, precision, caches, output folder, resume,
+Google Drive, dataset archive) follow a ``# -- set-up`` comment line, so a student sees the lesson's few knobs
+at the top and papermill can still inject every one of them.
+
 The repository URL is read from ``pyproject.toml`` (``[project.urls] Repository``), its only source.
 """
 from __future__ import annotations
@@ -27,10 +32,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 PYPROJECT = HERE.parent / "pyproject.toml"
@@ -38,6 +43,10 @@ COLAB_EXTRA = "colab"
 ESTIMATE = ("00", "03")  # notebooks whose runtime cell estimates the paper recipe's wall time (they train)
 MARKER = re.compile(r"^# %%(?: \[(markdown|parameters)\])?[ \t]*$", re.M)
 GITHUB = re.compile(r"^https://github\.com/([\w.-]+/[\w.-]+?)/?$")
+SETUP_HEADER = "# -- set-up"  # the comment line that opens the set-up group of a parameters cell
+SETUP_PARAMETERS = frozenset({  # plumbing: where and how a notebook runs, not what it teaches
+    "device", "precision", "cache_images", "cache_teacher_features", "live_every_s",
+    "output_dir", "resume", "overwrite", "drive", "drive_folder", "data_archive"})
 
 
 def repository_url(pyproject: Path = PYPROJECT) -> str:
@@ -90,6 +99,25 @@ def parameter_names(source: str) -> set[str]:
             for t in node.targets if isinstance(t, ast.Name)}
 
 
+def check_parameters_layout(source: str, where: str = "the parameters cell") -> None:
+    """Raise ``ValueError`` when a set-up parameter (:data:`SETUP_PARAMETERS`) comes before ``SETUP_HEADER``.
+
+    Below the header a notebook may also place parameters of its own that are plumbing for it (04's
+    evaluation ``batch_size``).
+
+    Args:
+        source: the parameters cell's source.
+        where: named in the message (the cells file).
+    """
+    header = next((i + 1 for i, line in enumerate(source.splitlines()) if line.startswith(SETUP_HEADER)), None)
+    assigned = [(t.id, node.lineno) for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)]
+    for name, line in assigned:
+        if name in SETUP_PARAMETERS and (header is None or line < header):
+            raise ValueError(f"{where}: set-up parameter {name!r} sits among the lesson's parameters; move it "
+                             f"below a '{SETUP_HEADER} ...' comment line")
+
+
 def _cells(text: str, repo: str) -> list:
     parts = MARKER.split(text)
     cells = []
@@ -116,6 +144,7 @@ def build(source: Path, out_dir: Path = HERE, pyproject: Path = PYPROJECT) -> Pa
     cells = _cells(source.read_text(), GITHUB.match(url).group(1))
     cells.insert(1, nbformat.v4.new_code_cell(install_cell(url)))  # right after the title cell
     at = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    check_parameters_layout(cells[at].source, str(source))
     params = parameter_names(cells[at].source)
     cells.insert(at + 1, nbformat.v4.new_code_cell(runtime_cell(params, source.stem[:2] in ESTIMATE)))
     nb.cells = cells

@@ -7,28 +7,40 @@ Public API (heavy parts are imported on first use, so ``import omniad_lite`` is 
 - data: :mod:`omniad_lite.data` (MVTec-AD, VisA, Real-IAD, ADer meta.json; the offline demo dataset)
 - evaluation: :func:`evaluate` → :class:`EvalResult`, :func:`predict` → :class:`Prediction` objects (with
   decisions from a run's ``thresholds.json``; :func:`calibrate` re-chooses them)
-- training: :func:`train` → :class:`TrainResult`; :func:`load_run` → :class:`LoadedRun`; :class:`RunDir`
+- training: :func:`train` (any method of :mod:`omniad_lite.methods`) → :class:`TrainResult`;
+  :func:`load_run` → :class:`LoadedRun`; :class:`RunDir`
+- results of notebooks and sweeps: :func:`collect` (``results.json`` files → one pandas DataFrame)
+- errors and warnings: :class:`OmniADError`, :class:`OmniADWarning` (:mod:`omniad_lite.errors`)
 """
 from __future__ import annotations
 
+from importlib import import_module
+
+from . import presets
+from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from .errors import OmniADError, OmniADWarning
+
 __version__ = "0.1.0"
 
-from . import presets  # noqa: E402
-from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig  # noqa: E402
-
 _LAZY = {
-    "build_model": "model", "evaluate": "evaluation.evaluate", "predict": "evaluation.predict",
-    "calibrate": "evaluation.calibration", "train": "training", "load_run": "run", "RunDir": "run", "LoadedRun": "run",
+    "build_model": "model", "evaluate": "evaluation.evaluator", "predict": "evaluation.prediction",
+    "calibrate": "evaluation.calibration", "train": "methods", "load_run": "evaluation.run_loading",
+    "LoadedRun": "evaluation.run_loading", "RunDir": "run", "collect": "notebook_results",
     "EvalResult": "results", "Prediction": "results", "TrainResult": "results", "seed_everything": "env",
 }
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _LAZY:  # lazy: `import omniad_lite` stays torch-free (torch takes seconds to import)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups find the function, never a submodule of the same name
+        return value
     raise AttributeError(f"module 'omniad_lite' has no attribute {name!r}")
 
 
-__all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "TrainConfig", "presets", *_LAZY]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["DataConfig", "ExperimentConfig", "ModelConfig", "TrainConfig", "OmniADError", "OmniADWarning", "presets",
+           *_LAZY]

@@ -6,8 +6,12 @@ Every handler lives here: it parses its arguments and calls one library function
 does is also one call from Python, and no library module ever sees an ``argparse`` namespace.
 
 Any error ends the command with one line on stderr and exit code 2 (130 when interrupted): the kit's own
-errors name the file or value and the fix; an unexpected one also names its type and where it was raised.
-``--debug`` (before or after the command) shows the full traceback instead.
+errors (:class:`~omniad_lite.errors.OmniADError`) and OS errors (a missing file, a permission) print their
+message, which names the file or value and the fix; anything else (a bug) also prints its type, where it was
+raised and the ``--debug`` hint. ``--debug`` (before or after the command) shows the full traceback instead.
+
+The handlers import the library when they run (lazily), so that ``--help`` and ``presets`` answer without
+importing torch, which takes seconds.
 """
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+from . import presets
+from .config import METHODS, ExperimentConfig
+from .errors import ConfigError, OmniADError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -41,9 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
-    s.add_argument("--method", default="omniad", choices=["omniad", "knn"],
+    s.add_argument("--method", choices=list(METHODS),
                    help="omniad (default): train Omni-AD; knn: fit the training-free kNN baseline on the same "
-                        "teacher and data (PatchCore-style; settings as --set knn.coreset_ratio=0.1)")
+                        "teacher and data (PatchCore-style; settings as --set knn.coreset_ratio=0.1); the same "
+                        "as --set method=knn")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="delete an existing run in --out first")
@@ -87,11 +96,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The experiment of ``train``: a preset or a saved config.json, then ``--data-root`` and ``--set``."""
-    from . import presets
-    from .config import ExperimentConfig
-
     cfg = ExperimentConfig.load(args.config) if args.config else presets.get(args.preset)
     overrides = list(args.overrides or [])
+    if getattr(args, "method", None):
+        overrides.insert(0, f"method={args.method}")
     if args.data_root:
         overrides.insert(0, f"data.root={json.dumps(str(args.data_root))}")
     return cfg.with_overrides(overrides) if overrides else cfg
@@ -104,46 +112,37 @@ def cmd_make_demo_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train (or fit the kNN baseline), then print the final table and where the run is."""
-    t0 = time.perf_counter()
-    if args.method == "knn":
-        result = _train_knn(args)
-    else:
-        from .training import train
+    """Train the config's method (:func:`omniad_lite.train`), then print the final table and where the run is."""
+    from .methods import split_settings, train
 
-        result = train(config_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite)
+    t0 = time.perf_counter()
+    rest, settings = split_settings(list(args.overrides))
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), "overrides": rest}))
+    if args.resume and cfg.method != "omniad":
+        raise ConfigError(f"--resume does not apply to --method {cfg.method} (it has no training steps); use "
+                          f"--overwrite")
+    result = train(cfg, args.out, settings=settings, resume=args.resume, overwrite=args.overwrite)
     if result.evaluation is not None:
-        print(result.metrics.round(2).to_string())
+        print(result.evaluation.table.round(2).to_string())
         print(f"run: {result.run_dir}  steps: {result.steps}  train: {result.train_time_s:.1f} s  "
               f"train+eval: {time.perf_counter() - t0:.1f} s")
         print(f"decision thresholds: {result.run_dir / 'thresholds.json'} (re-choose: omniad-lite calibrate)")
 
 
-def _train_knn(args: argparse.Namespace):
-    """``train --method knn``: ``knn.*`` overrides go to the baseline's settings, the rest to the config."""
-    from .baselines.fit import split_overrides, train_knn
-    from .baselines.knn import KnnConfig
-
-    if args.resume:
-        raise ValueError("--resume does not apply to --method knn (it has no training steps); use --overwrite")
-    _, rest, knn = split_overrides(["method=knn", *args.overrides])
-    cfg = config_from_args(argparse.Namespace(**{**vars(args), "overrides": rest}))
-    return train_knn(cfg, args.out, KnnConfig().with_overrides(knn), overwrite=args.overwrite)
-
-
 def cmd_eval(args: argparse.Namespace) -> None:
     """Re-evaluate a finished run; write the result beside its metrics (or over them with ``--replace``)."""
-    from .training.report import reevaluate
+    from .evaluation.evaluator import evaluate
 
-    result, written = reevaluate(args.run, data_root=args.data_root, protocol=args.protocol, device=args.device,
-                                 batch_size=args.batch_size, replace=args.replace)
+    record = "replace" if args.replace else "beside"
+    result = evaluate(args.run, args.data_root, protocol=args.protocol, device=args.device,
+                      batch_size=args.batch_size, record=record)
     print(result.table.round(2).to_string())
-    print(f"wrote {' and '.join(str(p) for p in written)}")
+    print(f"wrote the evaluation {'over the metrics' if args.replace else 'into evaluations/'} of {args.run}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Overlays at each image's resolution, ``scores.csv`` and a printed decision table."""
-    from .evaluation.predict_files import SCORES_CSV, format_table, predict_to_folder
+    from .predict_folder import SCORES_CSV, format_table, predict_to_folder
 
     table = predict_to_folder(args.run, args.images, args.out, cls_name=args.cls_name, device=args.device,
                               batch_size=args.batch_size)
@@ -210,8 +209,6 @@ def cmd_submission(args: argparse.Namespace) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    from . import presets
-
     for name in presets.names():
         print(name)
 
@@ -221,14 +218,13 @@ COMMANDS = {"make-demo-data": cmd_make_demo_data, "train": cmd_train, "eval": cm
 
 
 def error_line(e: BaseException) -> str:
-    """One line for an error: the kit's message as is; for an error raised outside the kit (a library, a
-    bug), also its type, the kit's frame that led to it and the ``--debug`` hint."""
+    """One line for an error: the message of the kit's own errors and of OS errors as is; for anything else
+    (a bug, a library's error), also its type, the kit's frame that led to it and the ``--debug`` hint."""
     lines = str(e).strip().splitlines()
     message = lines[0] if lines else ""
-    frames = traceback.extract_tb(e.__traceback__)
-    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(PACKAGE_DIR)]
-    if frames and ours and ours[-1] is frames[-1] and message:
+    if isinstance(e, (OmniADError, OSError)) and message:
         return message + (" …" if len(lines) > 1 else "")
+    ours = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve().is_relative_to(PACKAGE_DIR)]
     where = f" (in {Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
     return (f"unexpected {type(e).__name__}{where}: {message or 'no message'}; rerun with --debug for the "
             f"full traceback and report it if the cause is not clear")

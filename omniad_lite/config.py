@@ -1,8 +1,7 @@
 """Experiment configuration: three dataclasses inside one ``ExperimentConfig``.
 
-Every default is the paper/released value, with its source in the comment. Configs round-trip through
-JSON (``to_dict``/``from_dict``, ``save``/``load``); unknown keys raise with the list of valid keys, so a
-typo in a papermill parameter or a ``--set`` override never passes silently.
+Every default is the paper/released value, its source in the comment. Configs round-trip through JSON;
+unknown keys raise listing the valid ones, so a typo in a papermill parameter or ``--set`` never passes.
 
 Names used here and in the released code (github easyoo/Omni-AD, ``configs/omniad/*.py``):
 
@@ -28,15 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Named constants of the paper and the released configs (docs/method.md).
-PAPER_IMAGE_SIZE = 256
-PAPER_DECODER_DEPTHS = (3, 9, 9, 7)
-PAPER_JITTER_SCALE = 20.0
-PAPER_BLUR_SIGMA = 4.0
+from .errors import ConfigError
 
+PAPER_IMAGE_SIZE, PAPER_DECODER_DEPTHS, PAPER_JITTER_SCALE = 256, (3, 9, 9, 7), 20.0  # paper/released (docs/method.md)
 FFN_MODES = ("learned", "resampled")
+METHODS = ("omniad", "knn")  # Omni-AD, or the training-free kNN baseline on the same teacher (omniad_lite.methods)
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # train.precision; fp32 is what the released trainer runs
-LEGACY_AMP = {"off": "fp32", "auto": "fp32", "bf16": "bf16", "fp16": "fp16"}  # old train.amp → precision
+LEGACY_AMP = {"off": "fp32", "auto": "fp32", "bf16": "bf16", "fp16": "fp16"}  # train.amp → train.precision
 TEACHER_CACHE_MODES = ("off", "memory", "disk", "auto")
 
 
@@ -82,20 +79,20 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if int(self.image_size) < 1:
-            raise ValueError(f"ModelConfig.image_size={self.image_size} must be a positive integer, e.g. 256")
+            raise ConfigError(f"ModelConfig.image_size={self.image_size} must be a positive integer, e.g. 256")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and len(value) != 3:
-                raise ValueError(f"ModelConfig.{name}={value!r} needs 3 values (R, G, B) or None")
+                raise ConfigError(f"ModelConfig.{name}={value!r} needs 3 values (R, G, B) or None")
         if self.ffn not in FFN_MODES:
-            raise ValueError(f"ModelConfig.ffn={self.ffn!r} is not one of {FFN_MODES}")
+            raise ConfigError(f"ModelConfig.ffn={self.ffn!r} is not one of {FFN_MODES}")
         if len(self.out_indices) != 3:
-            raise ValueError(f"ModelConfig.out_indices={self.out_indices!r}: Omni-AD needs exactly 3 scales")
+            raise ConfigError(f"ModelConfig.out_indices={self.out_indices!r}: Omni-AD needs exactly 3 scales")
         if len(self.decoder_depths) != 4:
-            raise ValueError(
+            raise ConfigError(
                 f"ModelConfig.decoder_depths={self.decoder_depths!r}: give 4 stage depths, e.g. (3, 9, 9, 7)")
         if not (self.use_global_branch or self.use_local_branch):
-            raise ValueError("ModelConfig: use_global_branch and use_local_branch cannot both be False")
+            raise ConfigError("ModelConfig: use_global_branch and use_local_branch cannot both be False")
 
 
 @dataclass
@@ -128,7 +125,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"DataConfig.val_fraction={self.val_fraction!r} must be in [0, 1), e.g. 0.1")
+            raise ConfigError(f"DataConfig.val_fraction={self.val_fraction!r} must be in [0, 1), e.g. 0.1")
 
 
 @dataclass
@@ -180,27 +177,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision={self.precision!r} is not one of {PRECISIONS}")
+            raise ConfigError(f"TrainConfig.precision={self.precision!r} is not one of {PRECISIONS}")
         if self.cache_teacher_features not in TEACHER_CACHE_MODES:
-            raise ValueError(
-                f"TrainConfig.cache_teacher_features={self.cache_teacher_features!r} is not one of "
-                f"{TEACHER_CACHE_MODES}")
+            raise ConfigError(f"TrainConfig.cache_teacher_features={self.cache_teacher_features!r} is not one of "
+                              f"{TEACHER_CACHE_MODES}")
         if self.batch_size < 1:
-            raise ValueError(f"TrainConfig.batch_size={self.batch_size} must be >= 1")
+            raise ConfigError(f"TrainConfig.batch_size={self.batch_size} must be >= 1")
         if self.epochs < 1:
-            raise ValueError(f"TrainConfig.epochs={self.epochs} must be >= 1 (or set iterations)")
+            raise ConfigError(f"TrainConfig.epochs={self.epochs} must be >= 1 (or set iterations)")
         if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"TrainConfig.iterations={self.iterations} must be >= 1 (or None to use epochs)")
+            raise ConfigError(f"TrainConfig.iterations={self.iterations} must be >= 1 (or None to use epochs)")
 
 
 @dataclass
 class ExperimentConfig:
-    """A whole run: name, model, data and training settings. Saved as ``config.json`` in every run."""
+    """A whole run: name, method (``omniad`` or ``knn``), model, data and training settings; ``config.json``."""
 
     name: str = "omniad"
+    method: str = "omniad"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method={self.method!r} is not one of {list(METHODS)}; e.g. method=knn")
 
     # -- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -240,27 +241,18 @@ class ExperimentConfig:
                 (values parsed as JSON when possible, else kept as strings).
         """
         if isinstance(overrides, list):
-            parsed = {}
-            for item in overrides:
-                if "=" not in item:
-                    raise ValueError(f"override {item!r} must look like section.key=value, e.g. train.epochs=2")
-                key, value = item.split("=", 1)
-                try:
-                    parsed[key.strip()] = json.loads(value)
-                except json.JSONDecodeError:
-                    parsed[key.strip()] = value
-            overrides = parsed
+            overrides = parse_overrides(overrides)
         d = self.to_dict()
         for dotted, value in overrides.items():
             node = d
             parts = dotted.split(".")
             for p in parts[:-1]:
                 if p not in node or not isinstance(node[p], dict):
-                    raise ValueError(f"unknown config section {p!r} in override {dotted!r}; "
+                    raise ConfigError(f"unknown config section {p!r} in override {dotted!r}; "
                                      f"sections: {sorted(k for k, v in d.items() if isinstance(v, dict))}")
                 node = node[p]
             if parts[-1] not in node:
-                raise ValueError(f"unknown config key {dotted!r}; valid keys here: {sorted(node)}")
+                raise ConfigError(f"unknown config key {dotted!r}; valid keys here: {sorted(node)}")
             node[parts[-1]] = value
         return ExperimentConfig.from_dict(d)
 
@@ -271,12 +263,23 @@ class ExperimentConfig:
         return out
 
 
-def _migrate(d: Any) -> Any:
-    """Accept configs of older kits: ``data.image_size`` (moved to ``model``) and ``train.amp``.
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.epochs=2", "model.ffn=resampled"]`` → ``{"train.epochs": 2, ...}`` (JSON values, else strings)."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=2")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = value
+    return parsed
 
-    ``train.amp`` became ``train.precision``: ``off`` → ``fp32``; ``auto`` (bf16/fp16 on a GPU, off on a CPU)
-    → ``fp32``, the released precision; ``bf16`` and ``fp16`` keep their names.
-    """
+
+def _migrate(d: Any) -> Any:
+    """Read ``data.image_size`` as ``model.image_size`` and ``train.amp`` as ``train.precision`` (``off`` and
+    ``auto`` → ``fp32``, the released precision; ``bf16`` and ``fp16`` keep their names)."""
     if isinstance(d, dict) and isinstance(d.get("data"), dict) and "image_size" in d["data"]:
         d = copy.deepcopy(d)
         model = d.setdefault("model", {})
@@ -286,7 +289,7 @@ def _migrate(d: Any) -> Any:
         d = copy.deepcopy(d)
         amp = d["train"].pop("amp")
         if amp not in LEGACY_AMP:
-            raise ValueError(f"train.amp={amp!r} (an old setting, now train.precision) is not one of "
+            raise ConfigError(f"train.amp={amp!r} (read as train.precision) is not one of "
                              f"{sorted(LEGACY_AMP)}; set train.precision to one of {PRECISIONS}")
         d["train"].setdefault("precision", LEGACY_AMP[amp])
     return d
@@ -302,12 +305,12 @@ def _diff(a: Any, b: Any, prefix: str, out: list[str]) -> None:
 
 def _from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
     if not isinstance(d, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(d).__name__}: {d!r}")
+        raise ConfigError(f"{where} must be a mapping, got {type(d).__name__}: {d!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
     kwargs = {}
     for name, value in d.items():
         hint = hints[name]
@@ -326,11 +329,11 @@ _SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
 
 def _check_type(value: Any, hint: Any, where: str) -> None:
     """Raise a one-line error when a scalar config value has the wrong type (e.g. ``epochs="two"``)."""
-    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if value is None:
         if type(None) in allowed:
             return
-        raise ValueError(f"{where} must not be None")
+        raise ConfigError(f"{where} must not be None")
     for a in allowed:
         a = typing.get_origin(a) or a
         if a in _SCALARS:
@@ -340,10 +343,7 @@ def _check_type(value: Any, hint: Any, where: str) -> None:
         elif a is not type(None):
             return  # containers (list, dict): checked by whoever uses them
     names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed)
-    raise ValueError(f"{where}={value!r} has type {type(value).__name__}; expected {names}")
-
-
-_UnionType = types.UnionType
+    raise ConfigError(f"{where}={value!r} has type {type(value).__name__}; expected {names}")
 
 
 def _is_optional_tuple(hint: Any) -> bool:

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
+from .errors import SetupError
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices). Call once per notebook or run."""
@@ -26,15 +29,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} asked for CUDA but torch sees no GPU; use device='cpu' or 'auto'")
+        raise SetupError(f"device={device!r} asked for CUDA but torch sees no GPU; use device='cpu' or 'auto'")
     return dev
 
 
 def versions() -> dict[str, str | None]:
     """Versions of Python, torch, timm, CUDA/cuDNN and the git commit, recorded in every run directory."""
-    import timm
-
-    from . import __version__
+    import timm  # lazy: timm's import takes seconds and only run directories need its version
 
     commit = None
     try:

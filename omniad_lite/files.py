@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import InputError, OmniADError
 from .lock import HOST, pid_alive
 
 MB = 1024 * 1024
 STALE_TEMP_AGE_S = 24 * 3600  # a temporary file of another host is considered abandoned after a day
 _SAFE_HOST = re.sub(r"[^A-Za-z0-9.]", "_", HOST)
-# .<name>.tmp-<pid>-<8 hex>-<host>   (ours)   and   .<name>.tmp<pid>   (written by earlier versions)
+# .<name>.tmp-<pid>-<8 hex>-<host>   (ours)   and   .<name>.tmp<pid>   (an older naming, still cleaned up)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}-(?P<host>[A-Za-z0-9._]+)$")
 _LEGACY_TEMP = re.compile(r"^\.?(?P<name>.+)\.tmp(?P<pid>\d+)$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -61,7 +62,7 @@ def set_default_mode(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~current_umask())
 
 
-class NoSpaceError(OSError):
+class NoSpaceError(OmniADError, OSError):
     """Not enough free disk space for a file the kit is about to write (the message names folder and size)."""
 
 
@@ -119,7 +120,7 @@ def remove_stale_temps(folder: str | Path, *, everyone: bool = False, legacy: bo
         folder: where to look (not recursive).
         everyone: delete every temporary entry, also those of live processes (the caller holds a lock that
             guarantees no one else writes there).
-        legacy: also the ``<name>.tmp<pid>`` names of earlier versions whose process has ended (cache
+        legacy: also the ``<name>.tmp<pid>`` names (the older naming) whose process has ended (cache
             folders only: a user's own file could look like that).
 
     Returns:
@@ -191,7 +192,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON ({e}); restore or delete it") from None
+        raise InputError(f"{what} {path} is not valid JSON ({e}); restore or delete it") from None
 
 
 def no_space_message(folder: Path, needed: int, what: str, hint: str) -> str:

@@ -17,9 +17,10 @@ import errno
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
+
+from .errors import OmniADError, RecoveryWarning, warn
 
 HOST = socket.gethostname() or "localhost"
 ACQUIRE_TRIES = 5  # retries when the lock file is replaced between open and flock
@@ -43,7 +44,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class RunInUseError(RuntimeError):
+class RunInUseError(OmniADError, RuntimeError):
     """Another live process holds the lock of a run directory."""
 
 
@@ -126,8 +127,8 @@ class RunLock:
             return False
         if holder and holder.get("pid") != os.getpid():
             self.taken_over = holder
-            print(f"note: took over the lock of {describe(holder)} on {self.folder}: that process has ended",
-                  file=sys.stderr)
+            warn(f"took over the lock of {describe(holder)} on {self.folder}: that process has ended",
+                 RecoveryWarning)
         record = json.dumps({"pid": os.getpid(), "host": HOST, "purpose": self.purpose, "since": time.time()})
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import ast
 import difflib
 import sys
+import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import presets
 from .config import ExperimentConfig
+from .errors import ConfigError, OmniADWarning
 
+NOTE_WIDTH = 100  # notebook outputs stay within this many columns
 PAPERMILL_COMMENT = "# Parameters"  # first line of the cell papermill injects after the parameters cell
 
 
-class NotebookParameterError(ValueError):
+class NotebookParameterError(ConfigError):
     """A notebook parameter is wrong; shown in a notebook as one line, ``NotebookParameterError: <message>``."""
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's own short traceback
@@ -169,6 +173,50 @@ def check_injected_parameters(history: Sequence[str] | None = None) -> list[str]
                           for name in unknown)
         raise NotebookParameterError(f"{hints}. Its parameters: {', '.join(declared)}")
     return injected
+
+
+def notebook_parameters(history: Sequence[str] | None = None, namespace: dict[str, Any] | None = None) -> dict:
+    """The notebook's parameters and their values as run (defaults and papermill's ``-p`` values), for
+    ``results.json``. Call it right after :func:`check_injected_parameters`, before any is reassigned.
+
+    Args:
+        history: cell sources in execution order (default: IPython's ``In``).
+        namespace: where the values live (default: IPython's user namespace).
+
+    Returns:
+        ``{name: value}`` for every name the parameters cell (the first cell of plain assignments) assigns,
+        in its order; empty outside IPython.
+    """
+    if history is None or namespace is None:
+        shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+        if shell is None:
+            return {}
+        history = list(shell.user_ns.get("In", [])) if history is None else history
+        namespace = shell.user_ns if namespace is None else namespace
+    cells = [_assigned(src) for src in history[1:]]
+    names = next((c for c in cells if c), [])
+    return {n: namespace[n] for n in names if n in namespace}
+
+
+def show_notes(width: int = NOTE_WIDTH) -> None:
+    """Show the kit's warnings in this notebook as ``note (Category): text`` lines on stdout, wrapped to
+    ``width`` columns (a notebook output stays readable and free of file paths); other warnings, and the
+    filters that decide which warnings are shown at all, are left as they are.
+
+    Call it once, in the notebook's first code cell after the parameters.
+    """
+    previous = warnings.showwarning
+    if getattr(previous, "omniad_notes", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, OmniADWarning):
+            return previous(message, category, filename, lineno, file, line)
+        print(textwrap.fill(f"note ({category.__name__}): {message}", width=width, subsequent_indent="  ",
+                            break_on_hyphens=False, break_long_words=False))
+
+    show.omniad_notes = True
+    warnings.showwarning = show
 
 
 def _is_injected(source: str) -> bool:

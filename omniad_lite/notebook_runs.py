@@ -19,7 +19,7 @@ from .config import ExperimentConfig
 from .notebook_params import NotebookParameterError, check_param
 from .run import RunDir
 
-DEMO_QUALITY = 95.0  # mean image AUROC (×100) a full demo run must reach on the demo data (issue 13's bar)
+DEMO_QUALITY = 95.0  # mean image AUROC (×100) a full demo run reaches on the demo data (the preset is tuned to it)
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -63,7 +63,7 @@ def trained_run(run_dir: str | Path | None, candidates: Sequence[str | Path], fa
     for candidate in [*candidates, fallback_dir]:
         if is_complete(candidate):
             return Path(candidate)
-    from .training import train  # heavy import: only when training is needed
+    from .training import train  # lazy: torch and the trainer load only when a run must be trained
 
     print(f"no finished run found in {', '.join(str(c) for c in candidates)}: training the demo preset "
           f"into {fallback_dir} (about a minute on a CPU)")

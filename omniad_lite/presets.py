@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from .errors import ConfigError
 
 # Speed settings of the paper presets, chosen to fit a free Colab GPU (T4, 15 GB) without changing the recipe:
 # batch 16 (released; the lr scales with it), fp32 (released; train.precision="auto" is fp16 on a T4, bf16 on
@@ -81,5 +82,5 @@ def names() -> list[str]:
 def get(name: str) -> ExperimentConfig:
     """Return a fresh copy of preset ``name`` (see :func:`names`)."""
     if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(names())}")
+        raise ConfigError(f"unknown preset {name!r}; available presets: {', '.join(names())}")
     return copy.deepcopy(_PRESETS[name])

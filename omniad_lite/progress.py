@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 
 from tqdm.std import tqdm as std_tqdm
+
+from .errors import InputError
 
 PROGRESS_ENV = "OMNIAD_LITE_PROGRESS"
 MODES = ("widget", "text", "line", "off")
@@ -56,14 +57,14 @@ def progress_mode() -> str:
     mode = os.environ.get(PROGRESS_ENV, "").strip().lower()
     if mode:
         if mode not in MODES:
-            raise ValueError(f"{PROGRESS_ENV}={mode!r}; use one of {', '.join(MODES)} (or unset it)")
+            raise InputError(f"{PROGRESS_ENV}={mode!r}; use one of {', '.join(MODES)} (or unset it)")
         return mode
     if _kernel() is None:
         return "text"
     if not interactive_frontend():
         return "line"
     try:
-        import ipywidgets  # noqa: F401
+        import ipywidgets  # noqa: F401 (lazy: optional, the notebooks extra)
     except ImportError:
         return "line"
     return "widget"
@@ -102,16 +103,10 @@ def tqdm(*args, **kwargs):
     if mode == "line":
         return LineTqdm(*args, **kwargs)
     if mode == "widget":
-        from tqdm.notebook import tqdm as notebook_tqdm
+        from tqdm.notebook import tqdm as notebook_tqdm  # lazy: needs the optional ipywidgets
 
         return notebook_tqdm(*args, **kwargs)
     return std_tqdm(*args, **kwargs)
 
 
 tqdm.write = std_tqdm.write  # ``tqdm.write(line)``: print without breaking an open bar, as with tqdm itself
-
-
-def print_note(text: str, width: int = 100) -> None:
-    """Print ``note: text`` on stdout, wrapped to ``width`` columns (a notebook output or a terminal line):
-    information for the reader, not an error, so it stays out of stderr."""
-    print(textwrap.fill(f"note: {text}", width=width, subsequent_indent="  ", break_on_hyphens=False))

@@ -40,6 +40,7 @@ class Prediction:
         is_anomalous: the decision, ``score >= threshold`` (``None`` without a threshold).
         error: why the image could not be scored (then the other fields are empty).
         normal_level: the class's typical normal score (the 0 of the normalised scale).
+        image: the original RGB image ``(H, W, 3)`` uint8 (only with ``keep_image=True``; for overlays).
     """
 
     path: str | None
@@ -51,6 +52,7 @@ class Prediction:
     is_anomalous: bool | None = None
     error: str | None = None
     normal_level: float | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def decision(self) -> str:
@@ -79,7 +81,7 @@ class EvalResult:
 
     Attributes:
         table: per-class metrics table in percent (rows: classes then ``mean``; see
-            :func:`omniad_lite.evaluation.tables.metrics_table`); ``table.attrs["protocol"]`` names the protocol.
+            :func:`omniad_lite.evaluation.metric_tables.metrics_table`); ``table.attrs["protocol"]`` names the protocol.
         per_class: unrounded fractions, ``{class: {metric: value}}``.
         per_image: one row per test image: ``path, cls_name, label, score``.
         protocol: ``"kit"`` or ``"released"``.
@@ -104,10 +106,6 @@ class EvalResult:
     @property
     def classes(self) -> list[str]:
         return [c for c in self.table.index if c != MEAN_ROW]
-
-    def to_frame(self) -> pd.DataFrame:
-        """The per-class table (percent, ``mean`` row last)."""
-        return self.table
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: protocol, mode, the class mean and every class's row (percent; NaN → ``None``)."""
@@ -145,7 +143,3 @@ class TrainResult:
     def finished(self) -> bool:
         return self.steps >= self.total_steps
 
-    @property
-    def metrics(self) -> pd.DataFrame | None:
-        """The final per-class table (percent), or ``None``."""
-        return None if self.evaluation is None else self.evaluation.table

@@ -1,13 +1,12 @@
 """Run directories: one class, :class:`RunDir`, owns every file name in a run and reads and writes them.
 
-A run directory is self-contained: it loads with no network and no dataset.
-
-=========================  =========================================================================
-Everything is written atomically (:func:`omniad_lite.files.atomic_write`); a checkpoint folder appears
-whole (renamed into place after its files and their hashes are on disk, :mod:`omniad_lite.training.checkpoint`),
-and ``model.safetensors`` is the newest checkpoint's model (a hard link, or a copy where links are not
-supported). :func:`load_run` checks the model against its checkpoint's recorded hash, rebuilds it in eval
-mode and returns a :class:`LoadedRun` holding config, model and run directory.
+A run directory is self-contained: it loads with no network and no dataset. Every method writes the same
+files (``config.json``, ``model.safetensors``, ``metrics.json``/``metrics.csv``, ``thresholds.json``; the kNN
+baseline adds its settings, ``knn.json``). Everything is written atomically
+(:func:`omniad_lite.files.atomic_write`); a checkpoint folder appears whole (renamed into place after its
+files and their hashes are on disk, :mod:`omniad_lite.training.checkpoint`), and ``model.safetensors`` is the
+newest checkpoint's model (a hard link, or a copy where links are not supported).
+:func:`omniad_lite.evaluation.run_loading.load_run` rebuilds the model from these files.
 """
 from __future__ import annotations
 
@@ -16,11 +15,11 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig
+from .errors import RunStateError
 from .files import atomic_write, fsync_path, read_json, remove, remove_stale_temps, temp_path, write_json
 from .integrity import MANIFEST, check_file, read_manifest
 from .lock import RunLock
@@ -135,7 +134,7 @@ class RunDir:
     # -- weights -----------------------------------------------------------------------------------------
     def save_model(self, model, metadata: dict[str, str] | None = None) -> None:
         """Write the model's weights to ``model.safetensors`` (unwrapped model: not DDP or compiled)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # lazy: keeps omniad_lite.run torch-free
 
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         atomic_write(self.path / self.MODEL, lambda tmp: save_file(state, tmp, metadata=metadata))
@@ -147,7 +146,7 @@ class RunDir:
             RuntimeError: the file is truncated, unreadable or differs from the hash its checkpoint recorded
                 (one line naming the file and the fix).
         """
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # lazy: keeps omniad_lite.run torch-free
 
         path = self.path / self.MODEL
         if not self.has_model():
@@ -158,24 +157,24 @@ class RunDir:
             if manifest is not None and str(manifest.get("step")) == step:
                 problem = check_file(path, manifest["files"].get(self.MODEL))
                 if problem:
-                    raise RuntimeError(f"{path}: {problem}; restore the run from a backup or train it again "
+                    raise RunStateError(f"{path}: {problem}; restore the run from a backup or train it again "
                                        f"(--overwrite)")
                 break
         try:
             return load_file(str(path))
         except Exception as e:  # safetensors raises its own error types on damaged files
-            raise RuntimeError(self._unreadable(path, e)) from None
+            raise RunStateError(self._unreadable(path, e)) from None
 
     def model_metadata(self) -> dict[str, str]:
         """The string metadata stored in the safetensors header (the trainer stores the step)."""
-        from safetensors import safe_open
+        from safetensors import safe_open  # lazy: keeps omniad_lite.run torch-free
 
         path = self.path / self.MODEL
         try:
             with safe_open(str(path), framework="pt") as f:
                 return dict(f.metadata() or {})
         except Exception as e:
-            raise RuntimeError(self._unreadable(path, e)) from None
+            raise RunStateError(self._unreadable(path, e)) from None
 
     @staticmethod
     def _unreadable(path: Path, error: Exception) -> str:
@@ -249,46 +248,11 @@ class RunDir:
         path = self.path / self.METRICS
         return read_json(path, "metrics file") if path.is_file() else None
 
-    def save_thresholds(self, payload: dict[str, Any]) -> None:
+    def write_thresholds(self, payload: dict[str, Any]) -> None:
+        """Write ``thresholds.json`` (:attr:`omniad_lite.evaluation.thresholds.Thresholds.payload`)."""
         write_json(self.path / self.THRESHOLDS, payload)
 
-    def load_thresholds(self) -> dict[str, Any] | None:
-        """``thresholds.json`` or ``None`` when the run has none."""
+    def read_thresholds(self) -> dict[str, Any] | None:
+        """``thresholds.json`` as saved, or ``None`` (:func:`omniad_lite.evaluation.load_thresholds` wraps it)."""
         path = self.path / self.THRESHOLDS
         return read_json(path, "thresholds file") if path.is_file() else None
-
-
-@dataclass
-class LoadedRun:
-    """A trained run, ready to use: its config, its model (eval mode) and its directory."""
-
-    config: ExperimentConfig
-    model: Any
-    run_dir: RunDir
-
-    @property
-    def preprocess(self):
-        """The model's input size and normalisation."""
-        return self.model.preprocess
-
-
-def load_run(run_dir: str | os.PathLike, device="cpu") -> LoadedRun:
-    """Load a run directory's config and model (eval mode) on ``device``.
-
-    Args:
-        run_dir: a directory written by :func:`omniad_lite.train` (or its :class:`RunDir`).
-        device: ``"cpu"``, ``"cuda"``, ... (a ``torch.device`` too).
-    """
-    from .model import build_model
-
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    cfg = run.load_config()
-    state = run.load_state_dict()
-    if (run / RunDir.KNN).is_file():  # a kNN-baseline run: teacher + memory bank
-        from .baselines.knn import load_knn
-
-        return LoadedRun(cfg, load_knn(cfg.model, read_json(run / RunDir.KNN, "kNN settings"), state).to(device), run)
-    # The saved state holds the encoder too, so no weights source is needed to rebuild it.
-    model = build_model(type(cfg.model)(**{**cfg.model.__dict__, "encoder_weights": None}))
-    model.load_state_dict(state, strict=True)
-    return LoadedRun(cfg, model.to(device).eval(), run)

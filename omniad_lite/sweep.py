@@ -3,13 +3,14 @@
 ``run_sweep(base_cfg, variants, seeds, out_dir)`` trains (or fits) every variant with every seed, each into
 ``out_dir/<variant>/seed<k>/`` (a normal run directory: ``omniad-lite eval``/``load_run`` work on it), and
 returns one row per run. A variant is a list of overrides on ``base_cfg``: config keys
-(``"model.ffn=resampled"``), or ``"method=knn"`` plus ``"knn.<key>=<value>"`` for the training-free kNN
-baseline (:mod:`omniad_lite.baselines`). ``summarise`` turns the rows into one row per variant: the mean over
-seeds, the spread (max − min over seeds) and the difference from a reference variant, flagged as *beyond the
-seed spread* only when it exceeds the two variants' spreads added together (plus the 0.1 resolution of the
-stored metrics). Under Gaussian seed noise this flags a difference that is not there about 1 time in 8 with
-two seeds per variant and 1 in 100 with three (``tests/test_sweep.py`` simulates it); merely non-overlapping
-ranges would do so 1 time in 3 with two seeds. With fewer than two seeds nothing is judged.
+(``"model.ffn=resampled"``), among them ``"method=knn"`` plus ``"knn.<key>=<value>"`` settings for the
+training-free kNN baseline (:mod:`omniad_lite.methods`). ``summarise`` turns the rows into one row per
+variant: the mean over seeds, the spread (max − min over seeds) and the difference from a reference variant,
+flagged as *beyond the seed spread* only when it exceeds the two variants' spreads added together (plus the
+0.1 resolution of the stored metrics). Under Gaussian seed noise this flags a difference that is not there
+about 1 time in 8 with two seeds per variant and 1 in 100 with three (``tests/test_sweep.py`` simulates it);
+merely non-overlapping ranges would do so 1 time in 3 with two seeds. With fewer than two seeds nothing is
+judged.
 
 Finished runs whose saved config equals the one asked for are reused (a papermill re-run with more seeds
 only trains the new ones); an interrupted Omni-AD run is resumed from its checkpoint (one interrupted before
@@ -26,6 +27,11 @@ from typing import Any
 import pandas as pd
 
 from .config import ExperimentConfig
+from .errors import ConfigError
+from .files import read_json
+from .methods import method_settings, split_settings
+from .methods import train as train_method
+from .model import resolve_preprocess
 from .run import RunDir
 
 DEFAULT_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro", "mad")
@@ -47,10 +53,13 @@ class SweepRun:
 
     variant: str
     seed: int
-    method: str
     cfg: ExperimentConfig
-    knn: Any  # a KnnConfig for method "knn", else None
+    settings: Any  # the method's own settings (a KnnConfig for method "knn"), else None
     run_dir: RunDir
+
+    @property
+    def method(self) -> str:
+        return self.cfg.method
 
 
 def plan_sweep(base_cfg: ExperimentConfig, variants: dict[str, list[str]], seeds: list[int],
@@ -61,30 +70,25 @@ def plan_sweep(base_cfg: ExperimentConfig, variants: dict[str, list[str]], seeds
         ValueError: an empty grid, a non-list variant, clashing folder names, or a bad override (one line
             naming the variant).
     """
-    from .baselines.fit import split_overrides
-    from .baselines.knn import KnnConfig
-    from .model import resolve_preprocess
-
     if not variants or not seeds:
-        raise ValueError(f"a sweep needs at least one variant and one seed (got {len(variants)} and {len(seeds)})")
+        raise ConfigError(f"a sweep needs at least one variant and one seed (got {len(variants)} and {len(seeds)})")
     folders = [slug(v) for v in variants]
     clashes = sorted({f for f in folders if folders.count(f) > 1})
     if clashes:
-        raise ValueError(f"variant names {[v for v in variants if slug(v) in clashes]} share the folder name(s) "
+        raise ConfigError(f"variant names {[v for v in variants if slug(v) in clashes]} share the folder name(s) "
                          f"{clashes}; rename them")
     runs = []
     for name, overrides in variants.items():
         if isinstance(overrides, str) or not isinstance(overrides, (list, tuple)):
-            raise ValueError(f"variant {name!r}: overrides must be a list of 'key=value' strings, got {overrides!r}")
+            raise ConfigError(f"variant {name!r}: overrides must be a list of 'key=value' strings, got {overrides!r}")
         try:
-            method, rest, knn_over = split_overrides(list(overrides))
-            knn = KnnConfig().with_overrides(knn_over) if method == "knn" else None
+            rest, settings = split_settings(list(overrides))
             for seed in seeds:
                 cfg = resolve_preprocess(base_cfg.with_overrides([*rest, f"{SEED_KEY}={int(seed)}"]))
-                runs.append(SweepRun(name, int(seed), method, cfg, knn,
+                runs.append(SweepRun(name, int(seed), cfg, method_settings(cfg, settings),
                                      RunDir(Path(out_dir) / slug(name) / f"seed{int(seed)}")))
         except ValueError as e:
-            raise ValueError(f"variant {name!r}: {e}") from None
+            raise ConfigError(f"variant {name!r}: {e}") from None
     return runs
 
 
@@ -100,10 +104,8 @@ def _existing(run: SweepRun) -> str:
         return "new"
     try:
         same = not rd.load_config().diff(run.cfg)
-        if run.knn is not None:
-            from .files import read_json
-
-            same = same and (rd / RunDir.KNN).is_file() and read_json(rd / RunDir.KNN) == run.knn.to_dict()
+        if run.method == "knn":
+            same = same and (rd / RunDir.KNN).is_file() and read_json(rd / RunDir.KNN) == run.settings.to_dict()
     except (FileNotFoundError, ValueError):
         return "differs"
     if not same:
@@ -115,15 +117,8 @@ def _existing(run: SweepRun) -> str:
 
 def _execute(run: SweepRun, state: str, progress: bool) -> None:
     """Train/fit one run (``state`` from :func:`_existing`; ``"differs"`` here means overwrite)."""
-    if run.method == "knn":
-        from .baselines.fit import train_knn
-
-        train_knn(run.cfg, run.run_dir, run.knn, overwrite=True, progress=progress)
-    else:
-        from .training import train
-
-        train(run.cfg, run.run_dir, resume=state == "resume", overwrite=state in ("differs", "redo"),
-              progress=progress)
+    train_method(run.cfg, run.run_dir, settings=run.settings, resume=state == "resume",
+                 overwrite=run.method == "knn" or state in ("differs", "redo"), progress=progress)
 
 
 def _row(run: SweepRun, reused: bool) -> dict[str, Any]:
@@ -185,7 +180,7 @@ def summarise(runs: pd.DataFrame, metrics: tuple[str, ...] | list[str] = DEFAULT
     order = list(dict.fromkeys(runs["variant"]))
     reference = order[0] if reference is None else reference
     if reference not in order:
-        raise ValueError(f"reference variant {reference!r} is not in the sweep: {order}")
+        raise ConfigError(f"reference variant {reference!r} is not in the sweep: {order}")
     groups = runs.groupby("variant", sort=False)
     out = pd.DataFrame(index=pd.Index(order, name="variant"))
     out["seeds"] = groups["seed"].nunique()

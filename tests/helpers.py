@@ -166,7 +166,7 @@ def make_tiny_mvtec(root: Path, classes=("alpha", "beta"), n_train: int = 8, n_t
     """A tiny MVTec-layout dataset: smooth random textures; defects are bright squares with exact masks."""
     rng = np.random.default_rng(0)
     for ci, cls in enumerate(classes):
-        def texture() -> np.ndarray:
+        def texture(ci: int = ci) -> np.ndarray:
             base = rng.normal(128, 20, (side // 4, side // 4, 3))
             img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 4, (side, side, 3)) + 30 * ci
             return np.clip(img, 0, 255).astype(np.uint8)

@@ -1,7 +1,8 @@
-"""The package's shape: no import cycles, short modules, torch-free metrics, a code map that matches the tree.
+"""The package's shape: layers import downwards only, no import cycles, short modules, unique file names,
+torch-free metrics, a code map (docs/contributing.md) that matches the tree.
 
 The import graph is built from the source with ``ast`` (every ``import`` statement, including those inside
-functions), so a cycle hidden behind a lazy import is caught too.
+functions), so an upward import or a cycle hidden behind a lazy import is caught too.
 """
 from __future__ import annotations
 
@@ -15,9 +16,29 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "omniad_lite"
 MAX_MODULE_LINES = 350
 
+# The layers as the "What is where" diagram of docs/contributing.md draws them, lowest first: a module may
+# import its own layer and the layers below, never one above. Keys are the first name under ``omniad_lite``.
+LAYERS = [
+    {"errors", "config", "presets", "files", "lock", "integrity", "env", "progress", "results", "run"},
+    {"data"},
+    {"model"},
+    {"baselines"},
+    {"evaluation"},
+    {"viz"},
+    {"training"},
+    {"export", "methods", "sweep", "predict_folder"},
+    {"cli", "__main__", "colab", "notebook_params", "notebook_runs", "notebook_results"},
+]
+# Imports inside functions need a reason: an optional dependency or a measured start-up cost, said in a
+# comment containing "lazy" on the import's line; these modules state theirs once, in their docstring.
+LAZY_BY_DESIGN = {
+    "omniad_lite.cli": "each handler imports what it runs, so --help and presets answer without torch",
+    "omniad_lite.colab.runtime": "the Colab status cell answers before torch is imported",
+}
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -41,8 +62,8 @@ def imports_of(path: Path, name: str) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    files = {module_name(p, package.parent): p for p in package.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         edges = set()
@@ -81,6 +102,86 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_of(module: str, layers: list[set[str]] = LAYERS, package: str = "omniad_lite") -> int | None:
+    """The layer index of ``package.X...`` (``None`` for the package root, which every import runs anyway)."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    for i, names in enumerate(layers):
+        if parts[1] in names:
+            return i
+    raise AssertionError(f"{module}: {parts[1]!r} is in no layer; add it to LAYERS (and to the diagram in "
+                         f"docs/contributing.md)")
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[set[str]] = LAYERS,
+                   package: str = "omniad_lite") -> list[str]:
+    """Every edge of ``graph`` that goes from a layer to a higher one."""
+    out = []
+    for source, targets in sorted(graph.items()):
+        here = layer_of(source, layers, package)
+        for target in sorted(targets):
+            there = layer_of(target, layers, package)
+            if here is not None and there is not None and there > here:
+                out.append(f"{source} -> {target}")
+    return out
+
+
+def test_the_layer_check_catches_an_upward_import_also_inside_a_function(tmp_path):
+    """A synthetic package of three layers: a top-level downward import passes, an upward one inside a
+    function body fails."""
+    pkg = tmp_path / "omniad_lite"
+    for name, body in {"__init__.py": "", "base.py": "X = 1\n",
+                       "model/__init__.py": "from ..base import X\n",
+                       "model/net.py": "from ..base import X\n\ndef f():\n    from ..tools import helper\n",
+                       "tools.py": "from .model import net\n\ndef helper():\n    return 1\n"}.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(body)
+    layers = [{"base"}, {"model"}, {"tools"}]
+    graph = import_graph(pkg)
+    assert upward_imports(graph, layers) == ["omniad_lite.model.net -> omniad_lite.tools"]
+    (pkg / "model/net.py").write_text("from ..base import X\n")
+    assert upward_imports(import_graph(pkg), layers) == []
+
+
+def test_layers_import_downwards_only():
+    graph = import_graph()
+    assert graph["omniad_lite.evaluation.evaluator"], "the import graph is empty"
+    bad = upward_imports(graph)
+    assert not bad, "imports that go up a layer (move the code, or the import):\n" + "\n".join(bad)
+
+
+def test_imports_inside_functions_say_why():
+    unexplained = []
+    for path in PACKAGE.rglob("*.py"):
+        if module_name(path) in LAZY_BY_DESIGN:
+            continue
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) and "lazy" not in lines[node.lineno - 1]:
+                        unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert not unexplained, ("imports inside functions without a '# lazy: <reason>' comment (move them to the "
+                             "top unless an optional dependency or a measured start-up cost needs them):\n"
+                             + "\n".join(unexplained))
+
+
+def test_progress_bars_only_through_progress_py():
+    direct = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if p.name != "progress.py"
+              and re.search(r"^\s*(from tqdm|import tqdm)", p.read_text(), re.M)]
+    assert not direct, f"import tqdm through omniad_lite.progress: {direct}"
+
+
+def test_no_two_files_share_a_name():
+    names: dict[str, list[str]] = {}
+    for p in PACKAGE.rglob("*.py"):
+        if p.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(p.name, []).append(str(p.relative_to(ROOT)))
+    shared = {n: ps for n, ps in names.items() if len(ps) > 1}
+    assert not shared, f"file names used twice: {shared}"
+
+
 def test_find_cycle_detects_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
@@ -108,7 +209,7 @@ def test_modules_stay_short():
 
 def test_metrics_import_without_torch():
     code = ("import sys; import omniad_lite.evaluation.metrics, omniad_lite.evaluation.stream, "
-            "omniad_lite.evaluation.tables, omniad_lite.results, omniad_lite.run; "
+            "omniad_lite.evaluation.metric_tables, omniad_lite.results, omniad_lite.run; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -133,8 +234,22 @@ def test_no_document_outside_the_repo_is_referenced():
     bad = re.compile(r"\.\./shared|\bSPEC\.md\b|\bFORMATS\.md\b|\bSTYLE\.md\b")
     offenders = []
     for p in ROOT.rglob("*"):
-        if p.is_file() and p.name != Path(__file__).name and p.suffix in {".py", ".md", ".yaml", ".yml", ".toml", ".ipynb", ".txt", ".cfg"} \
-                and not any(part.startswith(".") or part in ("runs", "build", "dist") for part in p.relative_to(ROOT).parts):
+        suffixes = {".py", ".md", ".yaml", ".yml", ".toml", ".ipynb", ".txt", ".cfg"}
+        skipped = any(part.startswith(".") or part in ("runs", "build", "dist") for part in p.relative_to(ROOT).parts)
+        if p.is_file() and p.name != Path(__file__).name and p.suffix in suffixes and not skipped:
             if bad.search(p.read_text(errors="ignore")):
                 offenders.append(str(p.relative_to(ROOT)))
     assert not offenders, f"files referring to documents outside the repo: {offenders}"
+
+
+def test_lazy_names_are_functions_before_and_after_their_submodules_are_imported():
+    code = ("import inspect, omniad_lite\n"
+            "from omniad_lite.evaluation import evaluate, predict\n"
+            "before = (evaluate, predict, omniad_lite.evaluate, omniad_lite.train)\n"
+            "import omniad_lite.evaluation.evaluator, omniad_lite.evaluation.prediction, omniad_lite.methods\n"
+            "from omniad_lite.evaluation import evaluate, predict\n"
+            "after = (evaluate, predict, omniad_lite.evaluate, omniad_lite.train)\n"
+            "assert all(inspect.isfunction(f) for f in before + after) and before == after, (before, after)\n"
+            "assert {'evaluate', 'predict', 'load_run'} <= set(dir(omniad_lite.evaluation))\n"
+            "assert {'train', 'collect', 'evaluate'} <= set(dir(omniad_lite))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

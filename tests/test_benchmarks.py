@@ -49,3 +49,28 @@ def test_gpu_recipe_real_iad_unknown_without_a_count():
     assert line.split("|")[-2].strip() == "not known"
     assert "27.8 h" in line  # MVTec-AD: 3,629 × 1000 / 36.29 images/s = 100,000 s
     assert "1,024 MiB" in line
+
+
+def test_design_matters_groups_by_defect_type_and_merges_parallel_parts(tmp_path):
+    import json
+
+    import pandas as pd
+
+    bench = load("bench_design_matters")
+    rows = [  # two variants measured by separate processes; lattice rows stay per defect, others pool classes
+        {"variant": "A", "seed": 0, "class": "brick", "defect": "scratch", "image_auroc": 80.0, "contrast": 2.0},
+        {"variant": "A", "seed": 0, "class": "coins", "defect": "scratch", "image_auroc": 90.0, "contrast": 4.0},
+        {"variant": "A", "seed": 0, "class": "lattice", "defect": "missing", "image_auroc": 12.0, "contrast": 1.0},
+        {"variant": "B", "seed": 0, "class": "lattice", "defect": "missing", "image_auroc": 70.0, "contrast": 1.5},
+    ]
+    full = pd.DataFrame(rows).assign(pixel_auroc=50.0, err_defect=0.2, err_normal=0.1, err_ratio=2.0)
+    for v in ("A", "B"):
+        bench.write(tmp_path, f"part_{v}", full[full["variant"] == v], {
+            "command": f"cmd {v}", "machine": "m", "load_average_start": [1.0, 1.0, 1.0], "steps": {v: 3},
+            "time_s": {v: 1}, "total_time_s": 1})
+    table = bench.merge([tmp_path / "part_A.json", tmp_path / "part_B.json"], tmp_path, "all")
+    assert table.loc[("scratch", "A"), "image_auroc"] == 85.0 and table.loc[("scratch", "A"), "classes"] == 2
+    assert table.loc[("lattice: missing", "B"), "contrast"] == 1.5
+    meta = json.loads((tmp_path / "all.json").read_text())
+    assert meta["steps"] == {"A": 3, "B": 3} and meta["class_image_auroc"] == {}  # no class-level rows given
+    assert len(pd.read_csv(tmp_path / "all.csv")) == 4

@@ -1,4 +1,4 @@
-"""Caches that survive corruption, full disks and dead writers, and never change results (issue 14, items 3-7).
+"""Caches that survive corruption, full disks and dead writers, and never change results.
 
 Full disks use a real 2 MB tmpfs where this process may mount one (root), else a monkeypatched
 ``posix_fallocate`` that fails the way a full disk does (ENOSPC).
@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 from omniad_lite import files, integrity
 from omniad_lite.data import AnomalyDataset, ImageCache, load_samples
 from omniad_lite.data.images import load_pair
+from omniad_lite.errors import RecoveryWarning
 from omniad_lite.files import NoSpaceError
 from omniad_lite.run import RunDir
 from omniad_lite.training import train
@@ -76,17 +77,17 @@ def truncate(path: Path, keep: int) -> None:
 
 
 # -- image cache --------------------------------------------------------------------------------------------
-def test_image_cache_damage_is_reported_and_rebuilt(tiny_root, tmp_path, capfd):
+def test_image_cache_damage_is_reported_and_rebuilt(tiny_root, tmp_path):
     samples = load_samples(tiny_root, "mvtec", "test")
     expected = [load_pair(s.image_path, s.mask_path, SIZE) for s in samples]
     cache = ImageCache(samples, SIZE, tmp_path, progress=False)
     assert cache.was_built and not ImageCache(samples, SIZE, tmp_path, progress=False).was_built
-    capfd.readouterr()
     for damage, phrase in ((lambda: corrupt(cache.dir / "images.u8", offset=5000), "does not match its recorded"),
                            (lambda: truncate(cache.dir / "masks.u8", 100), "truncated")):
         damage()
-        again = ImageCache(samples, SIZE, tmp_path, progress=False)
-        err = capfd.readouterr().err.strip().splitlines()
+        with pytest.warns(RecoveryWarning) as seen:
+            again = ImageCache(samples, SIZE, tmp_path, progress=False)
+        err = [str(w.message) for w in seen]
         assert again.was_built and len(err) == 1 and phrase in err[0] and str(cache.dir) in err[0]
         for i, (image, mask) in enumerate(expected):
             got_image, got_mask = again.get(i)
@@ -120,7 +121,7 @@ def test_dead_writers_temp_files_are_removed(tiny_root, tmp_path):
     live = cache.dir / f".masks.u8.tmp-{os.getpid()}-0123abcd-{files._SAFE_HOST}"
     for p in (*dead, live):
         p.write_bytes(b"x" * 1000)
-    demo_tmp = tmp_path / f".demo_v3_seed0.tmp{pid}"  # a killed demo generation of an earlier version
+    demo_tmp = tmp_path / f".demo_v3_seed0.tmp{pid}"  # a killed demo generation (the older temp naming)
     (demo_tmp / "brick").mkdir(parents=True)
     ImageCache(samples, SIZE, tmp_path, progress=False)
     assert not any(p.exists() for p in dead) and live.exists()
@@ -135,15 +136,15 @@ def _teacher(tiny_model, tiny_root, tmp_path, cache_root: Path):
                        batch_size=8, autocast=contextlib.nullcontext, channels_last=False, progress=False)
 
 
-def test_teacher_cache_damage_is_reported_and_rebuilt(tiny_model, tiny_root, tmp_path, capfd):
+def test_teacher_cache_damage_is_reported_and_rebuilt(tiny_model, tiny_root, tmp_path):
     ref = [np.array(a) for a in _teacher(tiny_model, tiny_root, tmp_path, tmp_path).arrays]
     folder = tmp_path / "teacher" / "k"
-    capfd.readouterr()
     for damage, phrase in ((lambda: corrupt(folder / "scale1.npy", offset=4000), "does not match its recorded"),
                            (lambda: truncate(folder / "scale2.npy", 500), "truncated")):
         damage()
-        arrays = _teacher(tiny_model, tiny_root, tmp_path, tmp_path).arrays
-        err = capfd.readouterr().err.strip().splitlines()
+        with pytest.warns(RecoveryWarning) as seen:
+            arrays = _teacher(tiny_model, tiny_root, tmp_path, tmp_path).arrays
+        err = [str(w.message) for w in seen]
         assert len(err) == 1 and phrase in err[0] and "rebuilding" in err[0]
         assert all(np.array_equal(a, r) for a, r in zip(arrays, ref))
     pid = dead_pid()
@@ -178,7 +179,7 @@ def _final(run: Path) -> tuple[dict, list, dict]:
 
 
 @pytest.mark.slow
-def test_reusing_the_teacher_cache_gives_the_same_run(tiny_root, tmp_path, capfd):
+def test_reusing_the_teacher_cache_gives_the_same_run(tiny_root, tmp_path):
     """Build vs reuse (and vs memory): identical weights, losses and metrics; a damaged cache is rebuilt."""
     cfg = tiny_config(tiny_root, tmp_path / "cache", iterations=3, cache_teacher_features="disk")
     train(cfg, tmp_path / "build", progress=False)
@@ -186,9 +187,8 @@ def test_reusing_the_teacher_cache_gives_the_same_run(tiny_root, tmp_path, capfd
     train(cfg.with_overrides({"train.cache_teacher_features": "memory"}), tmp_path / "memory", progress=False)
     (key,) = (tmp_path / "cache" / "teacher").iterdir()
     corrupt(key / "scale0.npy", offset=1000)
-    capfd.readouterr()
-    train(cfg, tmp_path / "damaged", progress=False)
-    assert "teacher-feature cache" in capfd.readouterr().err
+    with pytest.warns(RecoveryWarning, match="teacher-feature cache"):
+        train(cfg, tmp_path / "damaged", progress=False)
     w0, h0, m0 = _final(tmp_path / "build")
     for other in ("reuse", "memory", "damaged"):
         w, h, m = _final(tmp_path / other)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 import tarfile
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
 import timm
+import tomllib
 import torch
-
 from helpers import tiny_config
 
 from omniad_lite import colab, presets
@@ -49,7 +48,8 @@ def test_warm_up_measures_and_estimates(tiny_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"preset": "paper-mvtc"}, "parameter preset='paper-mvtc': unknown preset 'paper-mvtc' (did you mean 'paper-mvtec'?)"),
+    ({"preset": "paper-mvtc"},
+     "parameter preset='paper-mvtc': unknown preset 'paper-mvtc' (did you mean 'paper-mvtec'?)"),
     ({"device": "gpu"}, "parameter device='gpu': "),
     ({"preset": "paper-mvtec", "data_root": "no/such/folder"}, "parameter data_root='no/such/folder': no such folder"),
 ])
@@ -75,7 +75,8 @@ def test_gpu_report_lines():
                                    peak_bytes=9 * 2**30, train_images=3629, epochs=1000)
     text = str(report)
     assert "GPU Tesla T4, 15.0 GiB, CUDA 12.4" in text and "peak 9.0 GiB of 15.0 GiB" in text
-    assert "estimated training time: ≈ 27.8 h\n  (3,629 images × 1000 epochs at 36.29 images/s" in text  # 3,629,000 / 36.29 / 3600
+    # 3,629,000 images / 36.29 per s / 3600
+    assert "estimated training time: ≈ 27.8 h\n  (3,629 images × 1000 epochs at 36.29 images/s" in text
     assert max(len(line) for line in text.splitlines()) <= 100  # fits a notebook output
 
 

@@ -77,7 +77,7 @@ def test_invalid_values_raise():
 
 @pytest.mark.parametrize("amp,precision", [("off", "fp32"), ("auto", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")])
 def test_old_configs_with_amp_load_as_precision(amp, precision, tmp_path):
-    """Run directories written before issue 15 carry train.amp; they load (and resume) as train.precision."""
+    """Run directories that carry train.amp load (and resume) as train.precision."""
     old = presets.get("demo").to_dict()
     del old["train"]["precision"]
     old["train"]["amp"] = amp

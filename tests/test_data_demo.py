@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import imagenet_preprocess
 from PIL import Image
 
-from helpers import imagenet_preprocess
-
 from omniad_lite.config import DataConfig
-from omniad_lite.data import Preprocess, demo_root, dataset_from_config, load_samples, make_demo_dataset
+from omniad_lite.data import Preprocess, dataset_from_config, demo_root, load_samples, make_demo_dataset
 from omniad_lite.data.demo import CLASSES, DEMO_VERSION
 
 
@@ -105,3 +104,40 @@ def test_demo_root_regenerates_a_stale_generator(tmp_path: Path) -> None:
     assert demo_root(tmp_path) == root
     assert png.read_bytes() == original
     assert json.loads((root / "demo.json").read_text())["generator"] == stamp["generator"]
+
+
+def _studs(img: np.ndarray) -> int:
+    """Dark blobs larger than half a stud: an independent count of the lattice's studs."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(img < 110)
+    return int((np.bincount(labels.ravel())[1:] > 100).sum())
+
+
+def test_lattice_is_opt_in_and_leaves_the_default_classes_unchanged(demo: Path, tmp_path: Path) -> None:
+    extra = make_demo_dataset(tmp_path / "x", seed=0, verbose=False, extra_classes=("lattice",))
+    base = _hashes(demo)
+    both = {k: v for k, v in _hashes(extra).items() if not k.startswith("lattice") and k != "demo.json"}
+    assert both == {k: v for k, v in base.items() if k != "demo.json"}  # byte-identical default classes
+    assert not (demo / "lattice").exists()
+    assert json.loads((extra / "demo.json").read_text())["classes"][-1] == "lattice"
+    with pytest.raises(ValueError, match="unknown extra demo class"):
+        make_demo_dataset(tmp_path / "y", extra_classes=("lattic",))
+
+
+def test_lattice_defects_change_the_layout_only(tmp_path: Path) -> None:
+    from omniad_lite.data.demo_lattice import NUM_PER_DEFECT, write_lattice
+
+    write_lattice(tmp_path, 5, 0, side=192, num_train=3, num_test=3, gain=(1, 1), gamma=(1, 1), noise=1.5, compress=1)
+    root = tmp_path / "lattice"
+    for img in sorted((root / "train" / "good").glob("*.png")):
+        assert _studs(np.asarray(Image.open(img))) == 16
+    expected = {"missing": 15, "extra": 17, "shifted": (15, 16)}  # a shifted stud may touch its neighbour
+    for defect, count in expected.items():
+        files = sorted((root / "test" / defect).glob("*.png"))
+        assert len(files) == NUM_PER_DEFECT
+        for f in files:
+            n = _studs(np.asarray(Image.open(f)))
+            assert n in count if isinstance(count, tuple) else n == count, (f, n)
+            mask = np.asarray(Image.open(root / "ground_truth" / defect / f"{f.stem}_mask.png")) > 0
+            assert 150 < mask.sum() < 900  # about one or two stud areas (π·9² ≈ 250 px each)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import imagenet_preprocess, build_meta, build_mvtec, build_realiad, build_visa, write_mask
+from helpers import build_meta, build_mvtec, build_realiad, build_visa, imagenet_preprocess, write_mask
 
 from omniad_lite.data import AnomalyDataset, load_samples
 

@@ -5,6 +5,7 @@ Every dataset here is written by the test, so counts, labels and masks are compa
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from omniad_lite.data import AnomalyDataset, detect_format, load_samples
 from omniad_lite.data.factory import samples_from_config
 from omniad_lite.data.formats.folder import MIN_NORMAL_IMAGES
 from omniad_lite.data.holdout import MIN_HELDOUT, split_heldout
+from omniad_lite.errors import DataWarning
 
 
 def write_16bit(path: Path, size_wh=(30, 20)) -> None:
@@ -53,25 +55,28 @@ def build_tree(root: Path, classes=("nut", "washer"), n_train: int = MIN_NORMAL_
     return root
 
 
-def test_flat_layout_splits_labels_masks(tmp_path, capsys):
+def test_flat_layout_splits_labels_masks(tmp_path):
     root = build_flat(tmp_path / "widgets")
     assert detect_format(root) == "folder"
-    train = load_samples(root, "auto", "train")
-    test = load_samples(root, "auto", "test")
-    assert {s.cls_name for s in train + test} == {"widgets"}  # the root folder names the class
-    n_test_good = round(0.2 * 12)
-    assert len(train) == 12 - n_test_good and all(s.label == 0 for s in train)
-    good_test = [s for s in test if s.label == 0]
-    assert len(good_test) == n_test_good
-    assert not {s.image_path for s in train} & {s.image_path for s in good_test}
-    bad = {Path(s.image_path).name: s for s in test if s.label == 1}
-    assert set(bad) == {"b0.png", "b1.jpg", "s0.png"}
-    assert bad["b0.png"].mask_path == str(root / "masks" / "b0.png") and bad["b1.jpg"].mask_path is None
-    assert bad["s0.png"].defect == "scratch" and bad["b0.png"].defect == "bad"
-    assert load_samples(root, "folder", "train") == train  # deterministic
-    other = load_samples(root, "folder", "train", split_seed=1, test_fraction=0.5)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")  # Python's own rule: a note once per text and place
+        train = load_samples(root, "auto", "train")
+        test = load_samples(root, "auto", "test")
+        assert {s.cls_name for s in train + test} == {"widgets"}  # the root folder names the class
+        n_test_good = round(0.2 * 12)
+        assert len(train) == 12 - n_test_good and all(s.label == 0 for s in train)
+        good_test = [s for s in test if s.label == 0]
+        assert len(good_test) == n_test_good
+        assert not {s.image_path for s in train} & {s.image_path for s in good_test}
+        bad = {Path(s.image_path).name: s for s in test if s.label == 1}
+        assert set(bad) == {"b0.png", "b1.jpg", "s0.png"}
+        assert bad["b0.png"].mask_path == str(root / "masks" / "b0.png") and bad["b1.jpg"].mask_path is None
+        assert bad["s0.png"].defect == "scratch" and bad["b0.png"].defect == "bad"
+        assert load_samples(root, "folder", "train") == train  # deterministic
+        other = load_samples(root, "folder", "train", split_seed=1, test_fraction=0.5)
     assert len(other) == 6
-    assert capsys.readouterr().err.count("different sizes") == 1  # stated once, not per call
+    sizes = [w for w in seen if "different sizes" in str(w.message)]
+    assert len(sizes) == 1 and sizes[0].category is DataWarning  # stated once, not per call
 
 
 def test_flat_good_only_and_required_masks(tmp_path):
@@ -167,13 +172,14 @@ def test_unreadable_files_are_named(tmp_path, content, reason):
     assert (root / "good" / "broken.png").read_bytes() == content  # nothing deleted or moved
 
 
-def test_non_image_files_are_skipped_with_one_note(tmp_path, capsys):
+def test_non_image_files_are_skipped_with_one_note(tmp_path):
     root = build_flat(tmp_path / "extra")
     (root / "good" / "labels.csv").write_text("a,b\n")
     (root / "good" / ".DS_Store").write_bytes(b"\0")
-    assert len(load_samples(root, "folder", "train", test_fraction=0.0)) == 12
-    err = capsys.readouterr().err
-    assert err.count("skipped 1 non-image file(s)") == 1 and "labels.csv" in err and "DS_Store" not in err
+    with pytest.warns(DataWarning, match=r"skipped 1 non-image file\(s\)") as seen:
+        assert len(load_samples(root, "folder", "train", test_fraction=0.0)) == 12
+    err = " ".join(str(w.message) for w in seen if "skipped" in str(w.message))
+    assert "labels.csv" in err and "DS_Store" not in err
 
 
 def test_mask_of_another_size(tmp_path):

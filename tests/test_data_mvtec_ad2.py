@@ -21,7 +21,7 @@ from omniad_lite.data.factory import samples_from_config
 from omniad_lite.data.formats.mvtec_ad2 import private_images
 from omniad_lite.data.loading import detect_format
 from omniad_lite.data.prepare import prepare_dataset
-from omniad_lite.evaluation.mvtec_ad2 import FPR_LIMIT, aupro_05, segmentation_f1, validation_threshold
+from omniad_lite.evaluation.mvtec_ad2_protocol import FPR_LIMIT, aupro_05, segmentation_f1, validation_threshold
 from omniad_lite.evaluation.submission import MAPS, MASKS, SubmissionError, check_submission
 
 

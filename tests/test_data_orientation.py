@@ -143,8 +143,8 @@ def test_small_and_non_jpeg_images_are_decoded_in_full(tmp_path, monkeypatch):
 def test_a_sideways_stored_portrait_predicts_like_the_upright_photo(tmp_path, tiny_model, suffix, kw):
     """Acceptance: a portrait stored sideways with orientation 6 (as phones store it) gets a portrait overlay and
     map, and the score of the same photo saved upright (PNG: exactly; JPEG: up to its re-encoding)."""
-    from omniad_lite.evaluation.predict import predict
-    from omniad_lite.evaluation.predict_files import predict_to_folder
+    from omniad_lite.evaluation.prediction import predict
+    from omniad_lite.predict_folder import predict_to_folder
 
     portrait = np.ascontiguousarray(np.rot90(photo((96, 48)), 1))  # (96, 48, 3): taller than wide
     Image.fromarray(portrait).save(tmp_path / f"upright{suffix}", **kw)

@@ -11,7 +11,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from skimage import data as skdata
 
-from omniad_lite.model import encoder as enc, weights as wts
+from omniad_lite.model import encoder as enc
+from omniad_lite.model import weights as wts
 from omniad_lite.model.encoder import FrozenEncoder, encoder_mean_std
 from omniad_lite.model.weights import offline_imagenet_classifier
 

@@ -11,11 +11,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from omniad_lite.data import Preprocess
-from omniad_lite.evaluation.evaluate import evaluate
+from omniad_lite.evaluation.evaluator import evaluate
 from omniad_lite.evaluation.metrics import compute_metrics
-from omniad_lite.evaluation.predict import predict
+from omniad_lite.evaluation.prediction import predict
+from omniad_lite.model.anomaly_map import anomaly_map, image_scores
 from omniad_lite.results import EvalResult, Prediction
-from omniad_lite.evaluation.scoring import anomaly_map, image_scores
 
 SIZE = 32
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -76,7 +76,7 @@ def test_evaluate_matches_per_class_compute_metrics():
     model = FakeModel()
     result = evaluate(model, strip(items), batch_size=4, device="cpu", progress=False, rounded=False)
     assert isinstance(result, EvalResult)
-    table = result.to_frame()
+    table = result.table
     assert list(table.index) == ["a_cls", "b_cls", "mean"]
     assert table.attrs["protocol"] == result.protocol == "kit" and result.mode == "exact"
     with torch.no_grad():

@@ -10,7 +10,7 @@ import torch
 
 from omniad_lite import ExperimentConfig, RunDir
 from omniad_lite.data import default_cache_dir, demo_root, load_samples
-from omniad_lite.evaluation.predict import predict
+from omniad_lite.evaluation.prediction import predict
 from omniad_lite.evaluation.thresholds import build_thresholds
 from omniad_lite.export.onnx import OnnxScorer, export_onnx
 
@@ -39,7 +39,7 @@ def exported(tmp_path_factory, tiny_model_config):
         samples = load_samples(root, "mvtec", "test", [cls])[::3]
         test[cls] = ([p.score for p in predict(model, [s.image_path for s in samples], device="cpu")],
                      [s.label for s in samples])
-    run.save_thresholds(build_thresholds(normal, test, fpr=0.2))
+    run.write_thresholds(build_thresholds(normal, test, fpr=0.2))
     path = export_onnx(run, tmp / "model.onnx")
     return run, path, root
 
@@ -69,7 +69,7 @@ def test_metadata_holds_thresholds_and_preprocess(exported):
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    saved = run.load_thresholds()
+    saved = run.read_thresholds()
     th = json.loads(meta["omniad_lite.thresholds"])
     for cls in CLASSES:
         assert th["classes"][cls]["threshold"] == saved["classes"][cls]["threshold"]

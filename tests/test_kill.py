@@ -1,4 +1,4 @@
-"""``kill -9`` at random moments never leaves a run that neither resumes nor says what to do (issue 14).
+"""``kill -9`` at random moments never leaves a run that neither resumes nor says what to do.
 
 Training runs in child processes (``omniad-lite train``, forked from a forkserver that has imported torch
 once, so a child starts in a fraction of a second) and is killed with SIGKILL after a random delay: while

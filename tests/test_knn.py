@@ -5,6 +5,7 @@ scikit-learn's NearestNeighbors, scipy's Gaussian filter, hand-computed reweight
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -16,12 +17,16 @@ from sklearn.neighbors import NearestNeighbors
 from omniad_lite import presets
 from omniad_lite.baselines import knn as knn_mod
 from omniad_lite.baselines.coreset import MemoryBankBuilder, coreset_target, greedy_coreset
-from omniad_lite.baselines.fit import fit_knn, split_overrides, train_knn
 from omniad_lite.baselines.knn import KnnConfig, PatchKNN, nearest_neighbours, patch_embeddings, reweighted_scores
 from omniad_lite.cli import main
 from omniad_lite.data import Preprocess
 from omniad_lite.data.factory import samples_from_config
-from omniad_lite.run import RunDir, load_run
+from omniad_lite.errors import ConfigError
+from omniad_lite.evaluation.prediction import predict
+from omniad_lite.evaluation.run_loading import load_run
+from omniad_lite.methods import method_settings, split_settings
+from omniad_lite.run import RunDir
+from omniad_lite.training.knn_fit import fit_knn, train_knn
 
 
 def covering_radius(points: np.ndarray, centres: np.ndarray) -> float:
@@ -124,10 +129,12 @@ def test_knn_config_and_overrides_fail_with_one_clear_line():
     with pytest.raises(ValueError, match="must be odd"):
         KnnConfig(patch_size=2)
     assert KnnConfig.from_dict(KnnConfig(scales=[2]).to_dict()) == KnnConfig(scales=(2,))
-    assert split_overrides(["method=knn", "knn.coreset_size=7", "train.seed=1"]) == (
-        "knn", ["train.seed=1"], {"coreset_size": 7})
-    with pytest.raises(ValueError, match="without method=knn"):
-        split_overrides(["knn.coreset_size=7"])
+    assert split_settings(["method=knn", "knn.coreset_size=7", "train.seed=1"]) == (
+        ["method=knn", "train.seed=1"], {"knn": {"coreset_size": 7}})
+    with pytest.raises(ConfigError, match=r"settings for method\(s\) \['knn'\] given with method='omniad'"):
+        method_settings(presets.get("demo"), {"knn": {"coreset_size": 7}})
+    with pytest.raises(ConfigError, match=r"method='kNN' is not one of \['omniad', 'knn'\]"):
+        presets.get("demo").with_overrides({"method": "kNN"})
 
 
 @pytest.mark.slow  # fit + two evaluations of the tiny dataset: ~6 s of CPU
@@ -140,7 +147,7 @@ def test_cli_train_method_knn_writes_a_loadable_run(tiny_cfg, tmp_path, capsys):
                  "knn.max_candidates=300"]) == 0
     assert "mean" in capsys.readouterr().out
     assert set(RunDir(out).existing_files()) == {"config.json", "model.safetensors", "metrics.json",
-                                                  "metrics.csv", "knn.json"}
+                                                  "metrics.csv", "knn.json", "thresholds.json"}
     metrics = RunDir(out).read_metrics()
     assert metrics["method"] == "knn" and metrics["memory_bank"]["rows"] == 40
     assert metrics["memory_bank"]["peak_candidates"] <= 300
@@ -154,12 +161,48 @@ def test_cli_train_method_knn_writes_a_loadable_run(tiny_cfg, tmp_path, capsys):
     assert "--resume does not apply to --method knn" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # fit, evaluate, predict, calibrate and export a tiny kNN run: ~10 s of CPU
+def test_a_knn_run_predicts_calibrates_and_exports_like_any_run(tiny_cfg, tmp_path, capsys):
+    """Every run directory has thresholds.json, so predict decides; ONNX Runtime matches torch on its maps."""
+    from omniad_lite.export.onnx import OnnxScorer
+
+    cfg = tiny_cfg()
+    cfg.save(tmp_path / "tiny.json")
+    out = tmp_path / "knn_run"
+    assert main(["train", "--method", "knn", "--config", str(tmp_path / "tiny.json"), "--out", str(out),
+                 "--set", "knn.coreset_size=40", "--set", "knn.max_candidates=300"]) == 0
+    images = [s.image_path for s in samples_from_config(cfg.data, "test")]
+    assert main(["predict", "--run", str(out), *map(str, images), "--out", str(tmp_path / "pred"),
+                 "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    assert "anomalous" in table or "normal" in table  # decisions, not scores only
+    assert main(["calibrate", "--run", str(out), "--method", "f1"]) == 0
+    assert "method f1" in capsys.readouterr().out
+    assert main(["export", "--run", str(out), "--out", str(tmp_path / "knn.onnx")]) == 0
+    preds = predict(out, images, original_size=False, device="cpu")
+    scorer = OnnxScorer(tmp_path / "knn.onnx")
+    maps, scores = scorer.run(np.stack([scorer.load(p) for p in images]))  # (N, S, S), (N,)
+    ref = np.stack([p.anomaly_map for p in preds])
+    assert np.abs(maps - ref).max() <= 1e-4 * (ref.max() - ref.min())
+    np.testing.assert_allclose(scores, [p.score for p in preds], rtol=1e-5)
+    clear = [i for i, p in enumerate(preds) if abs(p.score - p.threshold) > 1e-5 * abs(p.threshold)]
+    # each class's F1 threshold sits on one of its test scores: those ties may go either way
+    assert len(clear) >= len(preds) - len({p.cls_name for p in preds})
+    assert [scorer.decide(scores[i], preds[i].cls_name)[2] for i in clear] == [preds[i].is_anomalous for i in clear]
+    knn_json = out / RunDir.KNN  # the reweighted score is refused in one line
+    knn_json.write_text(json.dumps({**json.loads(knn_json.read_text()), "reweight": True}))
+    capsys.readouterr()
+    assert main(["export", "--run", str(out), "--out", str(tmp_path / "r.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "knn.reweight=true" in err[0] and "--debug" not in err[0]
+
+
 @pytest.mark.slow
 def test_knn_on_the_demo_data_reaches_a_sensible_auroc_within_its_memory_bound(tmp_path):
     """Default settings, all five demo classes, one memory bank: mean image / pixel AUROC 87.3–88.0 /
     90.5–91.6 measured with seeds 0 and 1 (the full demo sweep in docs/sweeps.md), so 85 leaves room for the seed."""
     cfg = presets.get("demo")
-    result = train_knn(cfg, tmp_path / "knn", progress=False)
+    result = train_knn(cfg.with_overrides({"method": "knn"}), tmp_path / "knn", progress=False)
     mean = result.evaluation.mean
     assert mean["image_auroc"] >= 85.0 and mean["pixel_auroc"] >= 85.0, mean
     rows, _ = load_run(tmp_path / "knn").model.memory_bank.shape

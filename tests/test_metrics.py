@@ -10,9 +10,9 @@ import pytest
 from skimage import measure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from omniad_lite.evaluation.metric_tables import metrics_table, save_table
 from omniad_lite.evaluation.metrics import IMAGE_METRICS, METRIC_NAMES, compute_metrics
 from omniad_lite.evaluation.stream import MetricAccumulator
-from omniad_lite.evaluation.tables import metrics_table, save_table
 
 
 def make_data(seed=0, n=16, size=48, levels=None, dtype=np.float32):

@@ -11,7 +11,8 @@ from omniad_lite import presets
 from omniad_lite.config import ModelConfig
 from omniad_lite.model import OmniAD, build_model, encoder_mean_std, feature_jitter, reconstruction_loss
 
-PAPER_PARAMS = {"encoder": 8_170_304, "neck": 1_458_304, "decoder": 26_529_600}  # docs/method.md, measured on the released code
+# docs/method.md, measured on the released code
+PAPER_PARAMS = {"encoder": 8_170_304, "neck": 1_458_304, "decoder": 26_529_600}
 # A tiny resnet34-teacher model for fast checks (random encoder, no hub).
 TINY = dict(encoder_weights=None, decoder_depths=(1, 1, 1, 1), num_query_tokens=4, num_kv_tokens=4)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from omniad_lite.cli import main
 from omniad_lite.data.formats.mvtec_ad2 import private_images
-from omniad_lite.evaluation.mvtec_ad2 import COLUMNS, validation_threshold
+from omniad_lite.evaluation.mvtec_ad2_protocol import COLUMNS, validation_threshold
 from omniad_lite.evaluation.submission import MAPS, MASKS
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def test_masks_are_the_maps_at_the_validation_threshold(ad2_run):
 
     from omniad_lite.data import dataset_from_config
     from omniad_lite.evaluation.inference import iter_maps
-    from omniad_lite.run import load_run
+    from omniad_lite.evaluation.run_loading import load_run
 
     root, run, _, tmp = ad2_run
     loaded = load_run(run, device="cpu")

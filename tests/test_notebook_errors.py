@@ -9,9 +9,8 @@ from __future__ import annotations
 import ast
 
 import nbformat
-import pytest
-
 import notebook_checks as checks
+import pytest
 
 NOTEBOOKS = checks.committed_notebooks()
 
@@ -70,4 +69,37 @@ def test_bad_parameter_fails_in_the_check_cell_with_one_line(tmp_path, name, par
     code_cells_before = sum(1 for c in nb.cells[:_parameters_cell_index(nb) + 1] if c.cell_type == "code")
     assert e.exec_count == code_cells_before + 2
     if "epoch" in params:
-        assert "Its parameters: preset, data_root, classes, epochs" in e.evalue
+        assert "Its parameters: preset, epochs, iterations, batch_size" in e.evalue  # the lesson first
+
+
+def _builder():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_notebooks", checks.NOTEBOOKS / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_parameters_cell_shows_the_lesson_first_and_the_set_up_after_its_header(path, tmp_path):
+    build = _builder()
+    source = _authored(path, tmp_path).cells[_parameters_cell_index(_authored(path, tmp_path))].source
+    names = [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets]
+    setup = [n for n in names if n in build.SETUP_PARAMETERS]
+    assert names and names[0] not in build.SETUP_PARAMETERS, names  # a lesson parameter opens the cell
+    if setup:  # every set-up parameter sits after the header line, so the lesson's knobs come first
+        header = source.splitlines().index(next(x for x in source.splitlines() if x.startswith(build.SETUP_HEADER)))
+        first_setup = min(i for i, x in enumerate(source.splitlines()) if x.split("=")[0].strip() in setup)
+        assert first_setup > header
+
+
+@pytest.mark.parametrize("cell, message", [
+    ('epochs = 3\ndevice = "cpu"\n', "set-up parameter 'device' sits among the lesson's parameters"),
+    ('device = "cpu"\n# -- set-up: plumbing --\noutput_dir = "x"\n', "set-up parameter 'device'"),
+])
+def test_parameters_layout_check_catches_set_up_among_the_lesson(cell, message):
+    with pytest.raises(ValueError, match=message):
+        _builder().check_parameters_layout(cell, "planted.py")
+    ok = 'epochs = 3\n# -- set-up: plumbing --\ndevice = "cpu"\nbatch_size = 16\n'
+    _builder().check_parameters_layout(ok, "ok.py")  # below the header a notebook may add its own plumbing

@@ -12,9 +12,8 @@ import io
 
 import matplotlib.pyplot as plt
 import nbformat
-import pytest
-
 import notebook_checks as checks
+import pytest
 
 NOTEBOOKS = checks.committed_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]

@@ -4,8 +4,13 @@ from __future__ import annotations
 import pytest
 
 from omniad_lite import presets
-from omniad_lite.notebook_params import (NotebookParameterError, check_injected_parameters, check_param,
-                                         experiment_from_params, output_path)
+from omniad_lite.notebook_params import (
+    NotebookParameterError,
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    output_path,
+)
 
 
 def test_params_map_to_config_keys_and_none_keeps_preset():

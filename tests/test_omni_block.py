@@ -8,8 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omniad_lite.model.omni_block import (GlobalBranch, LocalBranch, OmniBlock, instance_norm_channels_last,
-                                         instance_norm_silu)
+from omniad_lite.model.omni_block import (
+    GlobalBranch,
+    LocalBranch,
+    OmniBlock,
+    instance_norm_channels_last,
+    instance_norm_silu,
+)
 from omniad_lite.model.token_attention import TokenAttention, TokenFFN
 
 DIM, HEADS = 32, 8

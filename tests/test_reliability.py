@@ -1,4 +1,4 @@
-"""Runs that survive faults (issue 14): atomic checkpoints under injected write failures, damaged checkpoints,
+"""Runs that survive faults: atomic checkpoints under injected write failures, damaged checkpoints,
 kills before the first checkpoint, non-finite weights, test-split problems found before training, unreadable
 and high-bit-depth images, one-line CLI errors, and ``eval`` writing beside a run's metrics."""
 from __future__ import annotations
@@ -21,8 +21,10 @@ from omniad_lite import integrity
 from omniad_lite.cli import main
 from omniad_lite.data import load_samples
 from omniad_lite.data.images import header_size, load_image
+from omniad_lite.errors import RecoveryWarning
+from omniad_lite.evaluation.run_loading import load_run
 from omniad_lite.files import NoSpaceError, is_temp
-from omniad_lite.run import RunDir, load_run
+from omniad_lite.run import RunDir
 from omniad_lite.training import checkpoint as ckpt
 from omniad_lite.training import train
 
@@ -113,8 +115,8 @@ def test_damaged_checkpoint_is_one_line_and_an_older_one_is_used(tiny_root, tmp_
     with open(newer / RunDir.STATE, "r+b") as f:
         f.seek(100)
         f.write(b"\0" * 50)
-    train(cfg, run, resume=True, progress=False, max_steps=2)
-    assert "step-00000003: train_state.pt does not match its recorded SHA-256" in capsys.readouterr().err
+    with pytest.warns(RecoveryWarning, match="step-00000003: train_state.pt does not match its recorded SHA-256"):
+        train(cfg, run, resume=True, progress=False, max_steps=2)
     assert RunDir(run).checkpoint_steps() == [2]
     # the only checkpoint damaged: one line naming the file and --overwrite, exit code 2
     with open(good / RunDir.STATE, "r+b") as f:
@@ -160,9 +162,8 @@ def test_run_killed_before_its_first_checkpoint_resumes(tiny_root, tmp_path, cap
     assert RunDir(tmp_path / "run").checkpoint_steps() == []
     assert main([*args, str(tmp_path / "run")]) == 2
     assert "--resume" in capsys.readouterr().err
-    train(cfg, tmp_path / "run", resume=True, progress=False, max_steps=2)
-    err = capsys.readouterr().err
-    assert "holds no checkpoint yet" in err and "starting it from step 0" in err
+    with pytest.warns(RecoveryWarning, match="holds no checkpoint yet .*starting it from step 0"):
+        train(cfg, tmp_path / "run", resume=True, progress=False, max_steps=2)
     train(cfg, tmp_path / "ref", progress=False, max_steps=2)
     assert same_weights(tmp_path / "run", tmp_path / "ref")
     # killed even earlier (only the lock was there): --resume says to start without it, which works

@@ -5,9 +5,8 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import tiny_config
+from safetensors.torch import load_file
 
 from omniad_lite.run import RunDir
 from omniad_lite.training import train

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from omniad_lite.evaluation.scoring import anomaly_map, gaussian_blur, gaussian_kernel1d, image_scores
+from omniad_lite.model.anomaly_map import anomaly_map, gaussian_blur, gaussian_kernel1d, image_scores
 
 
 @pytest.mark.parametrize("shape", [(2, 64, 48), (1, 7, 5), (3, 33, 40)])

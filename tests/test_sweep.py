@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from omniad_lite.data.factory import samples_from_config
+from omniad_lite.evaluation.calibration import calibrate
+from omniad_lite.evaluation.prediction import predict
 from omniad_lite.run import RunDir
 from omniad_lite.sweep import display_table, plan_sweep, run_sweep, slug, summarise
-from omniad_lite.viz.sweep import sweep_plot
+from omniad_lite.viz.sweep_plots import sweep_plot
 
 matplotlib.use("Agg")
 
@@ -43,7 +46,7 @@ def test_false_alarm_rate_of_the_verdict_under_pure_seed_noise(seeds, low, high)
     """Variants that differ only by seed noise (σ = 1 point) are flagged about 1 in 8 (2 seeds), 1 in 100 (3)."""
     rng = np.random.default_rng(seeds)
     flags = []
-    for sweep in range(150):
+    for _ in range(150):
         values = rng.normal(90.0, 1.0, size=(21, seeds)).round(1)  # stored metrics have one decimal
         runs = pd.DataFrame([{"variant": f"v{v}", "seed": k, "image_auroc": values[v, k]}
                              for v in range(21) for k in range(seeds)])
@@ -68,7 +71,7 @@ def test_plan_sweep_checks_every_variant_before_running(tiny_cfg, tmp_path):
     assert [(r.variant, r.seed, r.method) for r in plan] == [("base", 0, "omniad"), ("base", 1, "omniad"),
                                                              ("kNN 1%", 0, "knn"), ("kNN 1%", 1, "knn")]
     assert plan[3].run_dir == RunDir(tmp_path / "knn_1" / "seed1") and plan[3].cfg.train.seed == 1
-    assert plan[2].knn.coreset_ratio == 0.01 and plan[0].knn is None
+    assert plan[2].settings.coreset_ratio == 0.01 and plan[0].settings is None and plan[2].cfg.method == "knn"
     with pytest.raises(ValueError, match="variant 'typo': .*ModelConfig.ffn='fast'"):
         plan_sweep(cfg, {"base": [], "typo": ["model.ffn=fast"]}, [0], tmp_path)
     with pytest.raises(ValueError, match="share the folder name"):
@@ -88,6 +91,10 @@ def test_run_sweep_runs_reuses_and_refuses_to_mix_configs(tiny_cfg, tmp_path, ca
     assert not runs["reused"].any() and runs["image_auroc"].between(0, 100).all()
     for _, r in runs.iterrows():  # each row holds its run directory's metrics.json
         assert RunDir(r["run_dir"]).read_metrics()["final"]["mean"]["mad"] == r["mad"]
+    knn_run = runs["run_dir"].iloc[1]  # a sweep's kNN run decides like any run: it has thresholds.json
+    images = [s.image_path for s in samples_from_config(cfg.data, "test")][:4]
+    assert all(p.is_anomalous is not None for p in predict(knn_run, images, device="cpu"))
+    assert calibrate(knn_run, method="f1").method == "f1"
     again = run_sweep(cfg, {"knn": variants["knn"]}, [0, 1], tmp_path / "sweep")  # only the new seed runs
     assert list(again["reused"]) == [True, False] and again["mad"].iloc[0] == runs["mad"].iloc[1]
     assert "reused" in capsys.readouterr().out

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from omniad_lite.evaluation.thresholds import (F1_TUNED_ON, POOLED, Thresholds, build_thresholds,
-                                               f1_optimal_threshold, threshold_at_fpr)
+from omniad_lite.evaluation.thresholds import (
+    F1_TUNED_ON,
+    POOLED,
+    Thresholds,
+    build_thresholds,
+    f1_optimal_threshold,
+    threshold_at_fpr,
+)
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 99, 100, 101, 1000])
@@ -104,3 +110,22 @@ def test_tiny_held_out_sets_and_fallbacks_are_explained():
     assert fallback["threshold"] == 2.0
     one = Thresholds(build_thresholds({"one": ([0.7], ["x"])}, None, fpr=0.01)).entry("one")
     assert one["normal_level"] < one["threshold"]  # one image: the median is the max, the floor keeps a scale
+
+
+def test_calibrate_model_prints_the_warning_note_only_when_asked(capsys):
+    """``note=False`` (what ``train(..., threshold_note=False)`` passes) keeps the warning in the file only."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from omniad_lite import presets
+    from omniad_lite.evaluation.calibration import calibrate_model
+
+    cfg = presets.get("demo").with_overrides({"data.val_fraction": 0.0})  # thresholds from the test normals
+    rows = pd.DataFrame({"cls_name": ["a"] * 4, "score": [0.1, 0.2, 0.9, 0.8], "label": [0, 0, 1, 1],
+                         "path": ["w", "x", "y", "z"]})
+    result = SimpleNamespace(per_image=rows)
+    quiet = calibrate_model(None, cfg, result, note=False, progress=True)
+    assert capsys.readouterr().out == "" and quiet.entry("a")["warning"]  # 2 normals: warned, in the file
+    loud = calibrate_model(None, cfg, result, progress=True)
+    assert "carry a warning" in capsys.readouterr().out and loud.payload == quiet.payload

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import make_tiny_mvtec, tiny_config
+from safetensors.torch import load_file
 
 from omniad_lite.run import RunDir
 from omniad_lite.training import train
@@ -63,7 +62,8 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     # later steps drift apart slowly through that difference (measured at most 1 % after 4 steps)
     assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=0.03)
     # one model written, by rank 0, and it is a trained model close to the single-process one
-    w1, w2 = load_file(str(tmp_path / "single" / "model.safetensors")), load_file(str(tmp_path / "ddp" / "model.safetensors"))
+    w1 = load_file(str(tmp_path / "single" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     assert w1.keys() == w2.keys()
     enc = [k for k in w1 if k.startswith("encoder.")]
     assert all(torch.equal(w1[k], w2[k]) for k in enc)

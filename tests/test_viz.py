@@ -16,8 +16,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from omniad_lite import viz as plots  # noqa: E402
-from omniad_lite.viz import curves, widgets  # noqa: E402
 from omniad_lite.evaluation.reference_results import METRIC_COLUMNS, reference_table  # noqa: E402
+from omniad_lite.viz import curve_plots as curves  # noqa: E402
+from omniad_lite.viz import widgets
 
 
 @pytest.fixture(autouse=True)
@@ -229,6 +230,7 @@ def test_explorer_static_fallback_and_draw_sample():
     fig = widgets.explorer(data, static=True)
     assert isinstance(fig, Figure)
     assert sum(1 for ax in fig.axes if len(ax.images) == 2) == 2 * widgets.STATIC_PER_CLASS
+    assert "map ≥ 0.500" in widgets.explorer(data, static=True, threshold=0.5)._suptitle.get_text()
     fig = widgets.draw_sample(data, 1, threshold=0.5)
     pred = fig.axes[2].images[0].get_array()
     np.testing.assert_array_equal(pred, (data.maps[1] >= 0.5).astype(np.float32))
@@ -323,7 +325,7 @@ def test_live_loss_plot_redraws_history(tmp_path, monkeypatch):
 
 def test_expectation_table_lists_the_published_anchors_beside_ours():
     from omniad_lite.evaluation.reference_results import REFERENCE_RESULTS
-    from omniad_lite.viz import tables
+    from omniad_lite.viz import table_display as tables
 
     ours = pd.Series(dict(zip(METRIC_COLUMNS, [95.6, 97.0, 93.1, 98.5, 60.1, 58.1, 92.0, 84.9])))
     t = plots.expectation_table({"demo run": ours})
@@ -334,3 +336,19 @@ def test_expectation_table_lists_the_published_anchors_beside_ours():
     assert t.loc[(tables.ADER_100_LABEL, "UniAD"), "I-AUROC"] == 92.5  # the 100-epoch yardstick
     assert len(t) == 3 * 3 + 8 + 1
     assert max(len(line) for line in t.to_string().splitlines()) <= 100
+
+
+def test_decision_overlays_share_one_colour_bar():
+    from omniad_lite.viz.overlays import DECISION_VMAX, decision_gallery, decision_overlay
+
+    rgb = np.full((40, 60, 3), 128, np.uint8)
+    nmap = np.linspace(-1, 3, 40 * 60).reshape(40, 60)
+    with_bar = decision_overlay(rgb, nmap, "normal 0.10", False)
+    bare = decision_overlay(rgb, nmap, "normal 0.10", False, colour_bar=False)
+    assert bare.shape == (40, 60, 3) and with_bar.shape[1] > 60
+    np.testing.assert_array_equal(with_bar[:, :60], bare)  # the same overlay, only the strip differs
+    fig = decision_gallery([bare, bare], ["a", "b"], colour_bar=True)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylim() == (0.0, DECISION_VMAX)
+    assert len(decision_gallery([bare, bare]).axes) == 2  # no bar unless asked
+    plt.close("all")

@@ -18,9 +18,12 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from omniad_lite.cli import main
-from omniad_lite.evaluation.predict import choose_class, predict
+from omniad_lite.errors import DataWarning, MetricWarning
+from omniad_lite.evaluation.evaluator import evaluate
+from omniad_lite.evaluation.prediction import choose_class, predict
+from omniad_lite.evaluation.run_loading import load_run
 from omniad_lite.evaluation.thresholds import POOLED, Thresholds, build_thresholds
-from omniad_lite.run import RunDir, load_run
+from omniad_lite.run import RunDir
 
 pytestmark = pytest.mark.slow
 FPR = 0.2
@@ -78,10 +81,10 @@ def test_training_holds_out_and_calibrates(flat_run):
 
 def test_maskless_evaluation_matches_sklearn_and_notes_once(flat_run, capsys):
     _, run, _ = flat_run
-    from omniad_lite.evaluation.evaluate import evaluate_config
 
     loaded = load_run(run)
-    result = evaluate_config(loaded.model, loaded.config, device="cpu", progress=False)
+    with pytest.warns(MetricWarning) as seen:
+        result = evaluate(loaded.model, loaded.config, device="cpu", progress=False)
     rows = result.per_image
     assert rows["label"].sum() == 5 and not rows.loc[rows["label"] == 1, "mask_valid"].any()
     per_class = result.per_class["parts"]
@@ -89,8 +92,8 @@ def test_maskless_evaluation_matches_sklearn_and_notes_once(flat_run, capsys):
     assert per_class["image_ap"] == pytest.approx(average_precision_score(rows["label"], rows["score"]))
     for m in ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro", "mad"):
         assert np.isnan(per_class[m])  # undefined, never 0
-    out = " ".join(capsys.readouterr().out.split())  # the note is wrapped to 100 columns
-    assert out.count("note: 5 anomalous") == 1 and "5 anomalous test image(s) of class(es) ['parts'] have no mask" in out
+    notes = [str(w.message) for w in seen if w.category is MetricWarning]
+    assert len(notes) == 1 and "5 anomalous test image(s) of class(es) ['parts'] have no mask" in notes[0]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["final"]["per_class"]["parts"]["pixel_auroc"] is None
 
@@ -106,9 +109,9 @@ def test_cli_predict_folder_with_an_unreadable_file(flat_run, capsys):
     (folder / "notes.txt").write_text("ignored: not an image")
     out = tmp / "pred"
     capsys.readouterr()
-    assert main(["predict", "--run", str(run), str(folder), "--out", str(out), "--device", "cpu"]) == 0
+    with pytest.warns(DataWarning, match="broken.png"):
+        assert main(["predict", "--run", str(run), str(folder), "--out", str(out), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "error: " in captured.err and "broken.png" in captured.err
     assert "decision" in captured.out and "1 unreadable file(s)" in captured.out
     rows = {Path(r["path"]).name: r for r in csv.DictReader(open(out / "scores.csv"))}
     assert set(rows) == {"bad_000.png", "broken.png", "good_000.png", "good_001.png"}

@@ -10,7 +10,8 @@
 # demo dataset is generated from photographs shipped with scikit-image and the teacher is the ImageNet
 # EfficientNet-Lite0 whose weights come with a pip package.
 #
-# A full paper run is the same notebook with other parameters, e.g.
+# How training works step by step is the subject of 03; the guide's [Training](../docs/training.md) page
+# lists every training option. A full paper run is the same notebook with other parameters, e.g.
 # `papermill 00_quickstart.ipynb out.ipynb -p preset paper-mvtec -p data_root /data/mvtec -p device cuda`.
 #
 # **Guide:** [Installing](../docs/install.md) · [Notebooks](../docs/notebooks.md) · [Training](../docs/training.md)
@@ -20,8 +21,9 @@ preset = "demo"          # one of omniad_lite.presets.names()
 data_root = None         # None: the offline demo dataset; else a dataset root (MVTec-AD, VisA, Real-IAD layout)
 epochs = None            # None: the preset's value
 iterations = None        # optimiser steps instead of epochs (for quick smoke runs)
-device = "auto"          # "auto" (GPU when available), "cpu", "cuda"
 gallery_size = 5         # heatmaps shown in the gallery (one anomalous image per class)
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
+device = "auto"          # "auto" (GPU when available), "cpu", "cuda"
 output_dir = "runs/00_quickstart"  # the run directory and results.json go here
 resume = "auto"          # "auto": continue the run in output_dir from its last checkpoint; False: start over
 drive = False            # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
@@ -34,17 +36,26 @@ drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relativ
 # one-line message that names the parameter.
 
 # %%
-import json
 
 import pandas as pd
 from IPython.display import Markdown, display
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
+from omniad_lite.notebook_results import write_results
 from omniad_lite.notebook_runs import DEMO_QUALITY, quality_note
 
 check_injected_parameters()
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 cfg = experiment_from_params(preset, data_root=data_root, epochs=epochs, iterations=iterations, device=device)
 check_param("gallery_size", gallery_size, int, positive=True)
 output_dir = output_path(output_dir)
@@ -61,12 +72,13 @@ print(f"preset {cfg.name}: teacher {cfg.model.encoder}, decoder depths {cfg.mode
 # the first time), the frozen teacher, neck and Omni-block decoder, runs the released recipe (AdamW,
 # lr drop after 80 %, gradient clipping, feature jitter) and evaluates the final model on the test split.
 # The run directory it writes holds `config.json`, `history.csv`, `model.safetensors`, `checkpoints/`,
-# `metrics.json` and `thresholds.json` (decision thresholds from held-out normal images).
+# `metrics.json` and `thresholds.json` (decision thresholds for "is this image defective?", the subject of
+# 06; this notebook uses threshold-free metrics only, so `threshold_note=False` keeps their notes in the file).
 # With the defaults this is the full demo schedule (about a minute on a laptop CPU): the model below is
 # trained, not a smoke test.
 
 # %%
-result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume)
+result = omniad_lite.train(cfg, run_dir, resume=resume, overwrite=not resume, threshold_note=False)
 print(f"{result.steps} steps in {result.train_time_s:.0f} s → {result.run_dir}")
 display(Markdown(quality_note(run_dir)))
 
@@ -84,27 +96,37 @@ fig = viz.loss_curve(run_dir / "history.csv")
 # and the class mean last. These are the *final* model's numbers (see notebook 04 for the protocols).
 
 # %%
-table = result.metrics
+table = result.evaluation.table
 viz.readable(table)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"mean image AUROC ≥ {DEMO_QUALITY:.0f} (demo quality):", bool(table.loc["mean", "image_auroc"] >= DEMO_QUALITY))
 
+# %% [markdown]
+# The same three detection metrics per class as bars. The axis starts at 80 (lower only when a value is
+# below it), not 0: the differences that matter here (a class at 89 next to one at 100) would vanish on a
+# 0–100 axis.
+
 # %%
-fig = viz.metric_bars(table.drop(index="mean"), ["image_auroc", "pixel_auroc", "pixel_aupro"])
+from omniad_lite.viz.table_display import SHORT_NAMES
+
+bars = table.drop(index="mean").rename(columns=SHORT_NAMES)[["I-AUROC", "P-AUROC", "AU-PRO"]]
+fig = viz.metric_bars(bars, list(bars.columns))
+_ = fig.axes[0].set(ylim=(min(80, 10 * (bars.min().min() // 10)), 100.5), ylabel="metric (%)")
 
 # %% [markdown]
 # ## Heatmaps
 # The anomaly map is 1 − cosine similarity between the teacher's features and their reconstruction, per
-# scale, upsampled, averaged and blurred (`omniad_lite.evaluation.scoring.anomaly_map`). We show one anomalous test
-# image per class: the image, its ground truth, and the map (white outline = ground truth).
+# scale, upsampled, averaged and blurred (`omniad_lite.model.anomaly_map.anomaly_map`; 02 builds it by
+# hand). We show the first anomalous test image of each class: the image, its ground truth, and the map
+# (white outline = ground truth), all maps on one colour scale.
 
 # %%
 import torch
 
 from omniad_lite.data import dataset_from_config
-from omniad_lite.evaluation.scoring import anomaly_map
+from omniad_lite.model.anomaly_map import anomaly_map
 
 run = omniad_lite.load_run(run_dir)  # config, model (eval mode) and run directory
 model = run.model
@@ -119,21 +141,37 @@ print(images.shape, "→", maps.shape)
 # %%
 raw = [test_set.raw(i) for i in picks]  # uint8 image (S, S, 3), mask (S, S)
 fig = viz.heatmap_gallery([viz.to_display_image(img) for img, _ in raw], maps, [m for _, m in raw],
-                            [f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}" for i in picks])
+                            [f"{test_set.samples[i].cls_name}: {test_set.samples[i].defect}" for i in picks])
 fig.savefig(output_dir / "heatmaps.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# **Reading the gallery.** A good map is hot inside the white outline and cool elsewhere; the image score is
+# the map's maximum, so what decides detection is whether the hottest pixel lies on the defect. The cell
+# below measures that for each column: the map's peak inside the defect, the peak outside it, and where the
+# overall maximum falls. On textures a defect competes with the texture's own irregular spots (grass,
+# gravel); on objects with the object's edges and highlights, so the peak outside the outline tells how much
+# margin a class has. The per-class table above says the same over all test images; 04 looks at the best
+# and worst cases of each class.
+
+# %%
+rows = []
+for (_, mask), amap, i in zip(raw, maps.numpy(), picks):
+    inside = mask > 0
+    rows.append({"image": f"{test_set.samples[i].cls_name}: {test_set.samples[i].defect}",
+                 "peak on defect": amap[inside].max(), "peak elsewhere": amap[~inside].max(),
+                 "max on the defect": bool(amap[inside].max() >= amap[~inside].max())})
+peaks = pd.DataFrame(rows).round(3)
+peaks
 
 # %% [markdown]
 # ## Results for papermill users
 # Everything a sweep needs, as JSON, next to the run directory.
 
 # %%
-results = {"notebook": "00_quickstart", "preset": cfg.name, "run_dir": str(run_dir), "steps": result.steps,
-           "train_time_s": round(result.train_time_s, 1),
-           "mean": table.loc["mean"].to_dict(),
-           "per_class": {c: r.to_dict() for c, r in table.drop(index="mean").iterrows()},
-           "heatmaps": str(output_dir / "heatmaps.png")}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2))
-print(f"wrote {output_dir / 'results.json'}")
+path = write_results(output_dir, "00_quickstart", params, config=cfg, run_dir=run_dir, metrics=result.evaluation,
+                     times={"train_time_s": result.train_time_s},
+                     extra={"steps": result.steps, "heatmaps": output_dir / "heatmaps.png"})
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary
@@ -141,6 +179,8 @@ print(f"wrote {output_dir / 'results.json'}")
 #   run directory is self-contained (`omniad_lite.load_run(run_dir)` rebuilds the model offline).
 # - The per-class table uses the kit's exact metrics on the final model; `metrics.json` also records the
 #   released code's "best over training" numbers, labelled as such.
+# - The gallery's maps peak on the defect where the table's pixel metrics are high; the peak outside the
+#   outline is each class's margin.
 # - Next: **01** looks at the data and the teacher's features, **02** opens the Omni-block, **03** is the
 #   full training notebook, **04** the evaluation, **05** the ablations, **06** your own images (no masks,
 #   a decision per image, an ONNX export).

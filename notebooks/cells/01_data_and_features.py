@@ -24,10 +24,10 @@ data_root = None         # None: the offline demo dataset; else a dataset root
 num_examples = 7         # test images shown: one anomalous image per class, then normal ones
 example_class = "coffee" # class of the worked example of the anomaly map (the first class when absent)
 run_dir = None           # a finished run for the worked example; None: 00's or 03's default run, else train one
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 output_dir = "runs/01_data_and_features"
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -36,10 +36,20 @@ import torch
 
 import omniad_lite
 from omniad_lite import viz
-from omniad_lite.notebook_params import check_injected_parameters, check_param, experiment_from_params, output_path
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    experiment_from_params,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
+from omniad_lite.notebook_results import write_results
 from omniad_lite.notebook_runs import check_run_dir
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_example 3) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 cfg = experiment_from_params(preset, data_root=data_root)
 check_param("num_examples", num_examples, int, positive=True)
 check_param("example_class", example_class, str)
@@ -165,7 +175,7 @@ for col, i in enumerate(picks[:3]):
 # (1 − cosine similarity per scale, upsampled, averaged, blurred).
 
 # %%
-from omniad_lite.evaluation.scoring import anomaly_map, image_scores
+from omniad_lite.model.anomaly_map import anomaly_map, image_scores
 
 train_set = dataset_from_config(cfg.data, "train", preprocess)
 normal_batch = torch.stack([train_set[i]["image"] for i in range(0, len(train_set), max(1, len(train_set) // 32))])
@@ -291,7 +301,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from omniad_lite.evaluation.inference import iter_maps
-from omniad_lite.evaluation.scoring import BLUR_SIGMA
+from omniad_lite.model.anomaly_map import BLUR_SIGMA
 
 S = model.preprocess.image_size
 upsampled = [F.interpolate(d[:, None], size=(S, S), mode="bilinear", align_corners=True)[:, 0]
@@ -365,7 +375,7 @@ if full_run:
 # changes the loss but not the map.
 
 # %%
-from omniad_lite.evaluation.scoring import anomaly_map
+from omniad_lite.model.anomaly_map import anomaly_map
 from omniad_lite.model.loss import reconstruction_loss
 
 normal_f, normal_r = [f[1:] for f in teacher], [r[1:] for r in recon]  # the normal image only
@@ -379,17 +389,17 @@ print("anomaly map unchanged by the doubling:", same_map)
 assert abs(loss - hand_loss) < 1e-4 * max(1.0, hand_loss) and same_map
 
 # %%
-results = {"notebook": "01_data_and_features", "teacher": encoder.name, "channels": encoder.channels,
-           "strides": encoder.reductions, "feature_shapes": [list(f.shape[1:]) for f in features],
-           "counts": {split: len(ss) for split, ss in samples.items()},
-           "crude_scores": {f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}/{i}": float(s)
-                            for i, s in zip(picks, scores)},
-           "trained_run": str(trained_dir), "example": {k: run_set.samples[i].image_path for k, i in examples.items()},
-           "hand_vs_library_max_abs_diff": map_difference,
-           "image_scores": {"anomalous": float(hand_scores[0]), "normal": float(hand_scores[1])},
-           "distance_on_defect": on_defect.to_dict(orient="index")}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"teacher": encoder.name, "channels": encoder.channels,
+         "strides": encoder.reductions, "feature_shapes": [list(f.shape[1:]) for f in features],
+         "counts": {split: len(ss) for split, ss in samples.items()},
+         "crude_scores": {f"{test_set.samples[i].cls_name}/{test_set.samples[i].defect}/{i}": float(s)
+                          for i, s in zip(picks, scores)},
+         "trained_run": str(trained_dir), "example": {k: run_set.samples[i].image_path for k, i in examples.items()},
+         "hand_vs_library_max_abs_diff": map_difference,
+         "image_scores": {"anomalous": float(hand_scores[0]), "normal": float(hand_scores[1])},
+         "distance_on_defect": on_defect.to_dict(orient="index")}
+path = write_results(output_dir, "01_data_and_features", params, config=cfg, run_dir=trained_dir, extra=extra)
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary

@@ -28,12 +28,12 @@ num_query_tokens = 64        # paper: 64 learnable query tokens (an 8 x 8 grid)
 num_kv_tokens = 64           # paper: 64 learnable key/value tokens
 run_dir = None               # a finished run (trained model); None: 00's or 03's default run, else train one
 example_class = "coffee"     # class of the example image (the first class when absent)
+# -- set-up: where and how it runs (the defaults suit a local run; papermill -p sets any of them) --
 output_dir = "runs/02_omni_block"
 
 # %%
 import ast
 import inspect
-import json
 import textwrap
 
 import pandas as pd
@@ -43,10 +43,19 @@ from IPython.display import Markdown, display
 import omniad_lite
 from omniad_lite import viz
 from omniad_lite.model import omni_block, token_attention
-from omniad_lite.notebook_params import check_injected_parameters, check_param, output_path
+from omniad_lite.notebook_params import (
+    check_injected_parameters,
+    check_param,
+    notebook_parameters,
+    output_path,
+    show_notes,
+)
+from omniad_lite.notebook_results import write_results
 from omniad_lite.notebook_runs import check_run_dir
 
 check_injected_parameters()  # a misspelt papermill parameter (-p num_head 4) stops here
+params = notebook_parameters()  # as run (papermill's -p values included), for results.json
+show_notes()  # the kit's warnings print below their cell as `note (Category): ...` lines
 for name in ("dim", "side", "batch", "num_heads", "num_query_tokens", "num_kv_tokens"):
     check_param(name, globals()[name], int, positive=True)
 check_param("example_class", example_class, str)
@@ -459,15 +468,15 @@ print("share from the 5×5 neighbourhood:", {k: f"{100 * v:.0f}%" for k, v in sh
 # ([05_ablations.ipynb](05_ablations.ipynb)).
 
 # %%
-results = {"notebook": "02_omni_block", "block_parameters": int(count(block)),
-           "paper_sizes": {k: int(v) for k, v in sizes.items()}, "paper_stages": stages.to_dict(orient="index"),
-           "ffn_two_pass_max_abs_diff": diffs, "attention_shape": [1, mcfg.num_heads, *weights["trained"].shape],
-           "attention_peak_over_uniform": peak, "sensitivity_share_5x5": share, "trained_run": str(trained_dir),
-           "neck_shapes": {"in": list(f3.shape), "out": list(fused.shape)},
-           "jitter_noise_over_norm": {"measured": ratio, "expected": expected},
-           "attention_equation_max_abs_diff": difference}
-(output_dir / "results.json").write_text(json.dumps(results, indent=2, default=int))
-print(f"wrote {output_dir / 'results.json'}")
+extra = {"block_parameters": int(count(block)),
+         "paper_sizes": {k: int(v) for k, v in sizes.items()}, "paper_stages": stages.to_dict(orient="index"),
+         "ffn_two_pass_max_abs_diff": diffs, "attention_shape": [1, mcfg.num_heads, *weights["trained"].shape],
+         "attention_peak_over_uniform": peak, "sensitivity_share_5x5": share, "trained_run": str(trained_dir),
+         "neck_shapes": {"in": list(f3.shape), "out": list(fused.shape)},
+         "jitter_noise_over_norm": {"measured": ratio, "expected": expected},
+         "attention_equation_max_abs_diff": difference}
+path = write_results(output_dir, "02_omni_block", params, config=run.config, run_dir=trained_dir, extra=extra)
+print(f"wrote {path}")
 
 # %% [markdown]
 # ## Summary

@@ -15,10 +15,11 @@ When everything fits in one buffer, the result is exactly one greedy pass over a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
-from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..progress import tqdm
 
 
 def random_projection(features: torch.Tensor, dim: int | None, seed: int) -> torch.Tensor:
@@ -51,7 +52,7 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection_dim: int | N
     """
     n = features.shape[0]
     if size < 1:
-        raise ValueError(f"coreset size={size} must be >= 1")
+        raise InputError(f"coreset size={size} must be >= 1")
     if size >= n:
         return torch.arange(n, device=features.device)
     x = random_projection(features.float(), projection_dim, seed)  # (N, d)
@@ -93,7 +94,7 @@ class MemoryBankBuilder:
     def __init__(self, target: int, max_candidates: int, *, projection_dim: int | None = 128, seed: int = 0,
                  progress: bool = False) -> None:
         if max_candidates <= target:
-            raise ValueError(f"knn.max_candidates={max_candidates} must exceed the memory-bank size {target}; "
+            raise InputError(f"knn.max_candidates={max_candidates} must exceed the memory-bank size {target}; "
                              f"raise max_candidates or lower coreset_size/coreset_ratio")
         self.target, self.max_candidates = target, max_candidates
         self.projection_dim, self.seed, self.progress = projection_dim, seed, progress
@@ -128,16 +129,7 @@ class MemoryBankBuilder:
     def finish(self) -> torch.Tensor:
         """The memory bank: ``(min(target, rows seen), D)`` float32."""
         if not self.chunks:
-            raise ValueError("the memory bank got no features: the train split is empty")
+            raise InputError("the memory bank got no features: the train split is empty")
         if self.rows > self.target:
             self._reduce()
         return torch.cat(self.chunks)
-
-
-def build_memory_bank(batches: Iterable[torch.Tensor], target: int, max_candidates: int, *,
-                      projection_dim: int | None = 128, seed: int = 0, progress: bool = False) -> torch.Tensor:
-    """Feed ``(n, D)`` feature batches through a :class:`MemoryBankBuilder`; return the ``(≤ target, D)`` bank."""
-    builder = MemoryBankBuilder(target, max_candidates, projection_dim=projection_dim, seed=seed, progress=progress)
-    for features in batches:
-        builder.add(features)
-    return builder.finish()

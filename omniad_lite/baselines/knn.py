@@ -17,7 +17,7 @@ written here from the paper's description and applied to the *same frozen teache
 
 Where we differ, so that the comparison with Omni-AD is fair: the map goes through the kit's convention —
 bilinear upsampling to the input size with ``align_corners=True`` and the Gaussian blur σ = 4
-(:mod:`omniad_lite.evaluation.scoring`) — and, without reweighting, the image score is the maximum of that
+(:mod:`omniad_lite.model.anomaly_map`) — and, without reweighting, the image score is the maximum of that
 map (as for Omni-AD; PatchCore takes the maximum patch distance). One memory bank serves all classes (the
 multi-class setting Omni-AD is trained in). There is no channel reduction (PatchCore pools WideResNet-50's
 1536 channels to 1024; the kit's teachers give 152 or 384). Facts cross-checked with anomalib's
@@ -33,7 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.preprocess import Preprocess
-from ..evaluation.scoring import BLUR_SIGMA, gaussian_blur, image_scores
+from ..errors import ConfigError
+from ..model import model_preprocess
+from ..model.anomaly_map import BLUR_SIGMA, gaussian_blur, image_scores
+from ..model.encoder import FrozenEncoder
 
 QUERY_CHUNK_ELEMENTS = 1 << 24  # query × bank distances computed at once (64 MB of float32)
 
@@ -72,17 +75,17 @@ class KnnConfig:
         for name in ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "projection_dim" else 1):
-                raise ValueError(f"knn.{name}={value!r} must be a positive integer")
+                raise ConfigError(f"knn.{name}={value!r} must be a positive integer")
         if not isinstance(self.reweight, bool):
-            raise ValueError(f"knn.reweight={self.reweight!r} must be true or false")
+            raise ConfigError(f"knn.reweight={self.reweight!r} must be true or false")
         if not (isinstance(self.coreset_ratio, (int, float)) and 0 < self.coreset_ratio <= 1):
-            raise ValueError(f"knn.coreset_ratio={self.coreset_ratio!r} must be in (0, 1], e.g. 0.1")
+            raise ConfigError(f"knn.coreset_ratio={self.coreset_ratio!r} must be in (0, 1], e.g. 0.1")
         if not isinstance(self.blur_sigma, (int, float)) or self.blur_sigma < 0:
-            raise ValueError(f"knn.blur_sigma={self.blur_sigma!r} must be >= 0 (0: no blur)")
+            raise ConfigError(f"knn.blur_sigma={self.blur_sigma!r} must be >= 0 (0: no blur)")
         if self.patch_size % 2 == 0:
-            raise ValueError(f"knn.patch_size={self.patch_size} must be odd (a centred neighbourhood), e.g. 3")
+            raise ConfigError(f"knn.patch_size={self.patch_size} must be odd (a centred neighbourhood), e.g. 3")
         if not self.scales or not set(self.scales) <= {0, 1, 2} or len(set(self.scales)) != len(self.scales):
-            raise ValueError(f"knn.scales={list(self.scales)} must be distinct teacher scales among 0, 1, 2")
+            raise ConfigError(f"knn.scales={list(self.scales)} must be distinct teacher scales among 0, 1, 2")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "scales": list(self.scales)}
@@ -93,7 +96,7 @@ class KnnConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown kNN setting(s) {unknown}; valid: {sorted(names)}")
+            raise ConfigError(f"unknown kNN setting(s) {unknown}; valid: {sorted(names)}")
         return cls(**d)
 
     def with_overrides(self, overrides: dict) -> KnnConfig:
@@ -130,6 +133,10 @@ def nearest_neighbours(query: torch.Tensor, bank: torch.Tensor, k: int = 1) -> t
         ``(Q, k)`` distances (ascending) and ``(Q, k)`` int64 indices into ``bank``.
     """
     bank_sq = (bank * bank).sum(dim=1)  # (M,)
+    if torch.jit.is_tracing():  # ONNX export: one matmul over the whole (dynamic) batch, no Python-sized chunks
+        sq = (query * query).sum(dim=1, keepdim=True) - 2 * query @ bank.T + bank_sq  # (Q, M)
+        values, index = sq.clamp(min=0).topk(k, dim=1, largest=False)  # (Q, k)
+        return values.sqrt(), index
     rows = max(1, QUERY_CHUNK_ELEMENTS // max(len(bank), 1))
     dists, idxs = [], []
     for chunk in query.split(rows):
@@ -210,9 +217,6 @@ class PatchKNN(nn.Module):
 
 def build_knn(model_cfg, config: KnnConfig, memory_bank: torch.Tensor) -> PatchKNN:
     """A :class:`PatchKNN` with the teacher of ``model_cfg`` (weights per ``encoder_weights``)."""
-    from ..model import model_preprocess
-    from ..model.encoder import FrozenEncoder
-
     encoder = FrozenEncoder(model_cfg.encoder, model_cfg.encoder_weights, model_cfg.out_indices)
     return PatchKNN(encoder, model_preprocess(model_cfg), config, memory_bank)
 

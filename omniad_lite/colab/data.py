@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import presets
 from ..data.prepare import DATASET_ARCHIVES, DATASET_NAMES, DATASET_PAGES, is_archive, prepare_dataset
+from ..errors import ConfigError
 
 COLAB_CONTENT = Path("/content")  # Colab's working folder, on the runtime's local disk
 
@@ -33,7 +34,7 @@ def dataset_format(preset_or_format: str) -> str:
     if fmt == "auto":
         return "mvtec"
     if fmt not in DATASET_NAMES:
-        raise ValueError(f"preset {preset_or_format!r} reads format {fmt!r}; pass the dataset's format, one of "
+        raise ConfigError(f"preset {preset_or_format!r} reads format {fmt!r}; pass the dataset's format, one of "
                          f"{sorted(DATASET_NAMES)}")
     return fmt
 
@@ -65,6 +66,6 @@ def dataset_from_archive(archive: str | Path, preset_or_format: str, dest: str |
         dest = local_data_dir() / fmt
     report = prepare_dataset(archive, fmt, dest=dest)
     if report["problems"]:
-        raise ValueError(f"{archive}: {len(report['problems'])} image(s) cannot be used, e.g. "
+        raise ConfigError(f"{archive}: {len(report['problems'])} image(s) cannot be used, e.g. "
                          f"{report['problems'][0]}; replace the archive with a complete download")
     return str(report["root"])

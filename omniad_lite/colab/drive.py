@@ -8,9 +8,11 @@ running the notebook again after a disconnect finds the checkpoint (``resume="au
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..data.cache import CACHE_ENV
+from ..errors import ConfigError, SetupError
 
 DRIVE_FOLDER = "/content/drive/MyDrive/omniad_lite"
 DRIVE_ROOTS = ("MyDrive", "Shareddrives")  # the folders Colab shows inside the mount point
@@ -19,8 +21,6 @@ CACHE_SUBDIR = "cache"
 
 def on_colab() -> bool:
     """True inside a Google Colab runtime (its kernel imports ``google.colab`` at start-up)."""
-    import sys
-
     return "google.colab" in sys.modules
 
 
@@ -30,7 +30,7 @@ def mount_point(folder: str | Path) -> Path:
     for i, part in enumerate(parts):
         if part in DRIVE_ROOTS and i > 0:
             return Path(*parts[:i])
-    raise ValueError(f"drive_folder={str(folder)!r} is not inside Google Drive: use a folder under "
+    raise ConfigError(f"drive_folder={str(folder)!r} is not inside Google Drive: use a folder under "
                      f"/content/drive/MyDrive, e.g. {DRIVE_FOLDER!r}")
 
 
@@ -53,14 +53,14 @@ def use_drive(output_dir: str | Path, folder: str | Path = DRIVE_FOLDER) -> Path
     folder = Path(folder).expanduser()
     mount = mount_point(folder)
     try:
-        from google.colab import drive
+        from google.colab import drive  # lazy: exists only on Colab
     except ImportError as e:
-        raise RuntimeError("drive=True needs Google Colab (google.colab cannot be imported here); set "
+        raise SetupError("drive=True needs Google Colab (google.colab cannot be imported here); set "
                            "drive=False and choose output_dir yourself") from e
     if not any((mount / root).is_dir() for root in DRIVE_ROOTS):
         drive.mount(str(mount))  # on Colab: asks once for permission to access your Drive
     if not any((mount / root).is_dir() for root in DRIVE_ROOTS):
-        raise RuntimeError(f"Google Drive did not appear at {mount} after mounting; mount it from the Files "
+        raise SetupError(f"Google Drive did not appear at {mount} after mounting; mount it from the Files "
                            f"panel and run again")
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / CACHE_SUBDIR

@@ -3,8 +3,9 @@ package's metadata on Colab). Every notebook runs alone, so none needs another n
 from __future__ import annotations
 
 import importlib.metadata
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 DIST = "omniad_lite"
 URL_LABEL = "Repository"  # the ``[project.urls]`` key that names the repository

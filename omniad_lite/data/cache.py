@@ -5,8 +5,9 @@ resized (the paper's preprocessing, :mod:`omniad_lite.data.images`) and written 
 ``(N, S, S, 3)``; the masks of anomalous samples go to ``masks.u8`` ``(M, S, S)``. Later epochs and runs
 read these files through ``numpy.memmap`` and open no image file. The cache folder is named after the file
 list, the size and the decoding rule (:data:`~omniad_lite.data.images.DECODE_VERSION`: a cache written
-under another rule, e.g. before EXIF orientation was applied, is never reused); its ``meta.json`` stores a stamp of every file's mtime and byte size, and a changed stamp
-rebuilds the cache in place. The released code decodes every image in every epoch; this is ours.
+under another rule, e.g. without the EXIF orientation, is never reused); its ``meta.json`` stores a stamp
+of every file's mtime and byte size, and a changed stamp rebuilds the cache in place. The released code
+decodes every image in every epoch; this is ours.
 
 Reliability: ``meta.json`` (written last, atomically) also records the size and SHA-256 of both files, checked
 whenever a cache is opened (once per process per file, :mod:`omniad_lite.integrity`); a damaged or truncated
@@ -20,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from ..progress import tqdm
 
+from ..errors import RecoveryWarning, warn
 from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
 from ..integrity import check_file, file_record
+from ..progress import tqdm
 from .images import DECODE_VERSION, load_pair
 from .sample import Sample
 
@@ -88,7 +89,7 @@ class ImageCache:
         self.was_built = problem is not None
         if self.was_built:
             if problem:
-                print(f"warning: image cache {self.dir} is damaged ({problem}); rebuilding it", file=sys.stderr)
+                warn(f"image cache {self.dir} is damaged ({problem}); rebuilding it", RecoveryWarning)
             self._build(samples, stamp, progress)
 
     # -- build -----------------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ class ImageCache:
             return ""  # never built, or the build was interrupted
         if info.get("stamp") != stamp or info.get("n") != self._n or info.get("m") != self._m \
                 or "files" not in info:
-            return ""  # the images changed, or written by an earlier version: build again (not damage)
+            return ""  # the images changed, or a stamp of another format: build again (not damage)
         for name in self._shapes():
             problem = check_file(self.dir / name, info.get("files", {}).get(name))
             if problem:

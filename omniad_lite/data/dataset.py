@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .cache import ImageCache
 from .images import load_pair
 from .preprocess import Preprocess
@@ -38,10 +39,10 @@ class AnomalyDataset(Dataset):
     def __init__(self, samples: list[Sample], preprocess: Preprocess, cache_dir: str | Path | None = None,
                  progress: bool = True):
         if len(samples) == 0:
-            raise ValueError("AnomalyDataset got no samples; check the root, split and classes given to "
+            raise DataError("AnomalyDataset got no samples; check the root, split and classes given to "
                              "load_samples")
         if not isinstance(preprocess, Preprocess):
-            raise ValueError(f"AnomalyDataset needs a Preprocess (e.g. model.preprocess), got {preprocess!r}")
+            raise DataError(f"AnomalyDataset needs a Preprocess (e.g. model.preprocess), got {preprocess!r}")
         self.samples = list(samples)
         self.preprocess = preprocess
         self.image_size = preprocess.image_size

@@ -18,9 +18,9 @@ Defects (each written with a pixel-exact mask: the mask is exactly the set of pi
 ``scratch`` (a ~5 px bright or dark curve), ``stain`` (a translucent blob with an irregular edge: dark on
 bright ground, pale on dark ground), ``patch`` (textures: a blob of another texture at the local mean, with
 twice the local contrast) and ``missing`` (objects: a blurred blob, darker, or paler on dark ground, as if a
-piece were worn off). Strengths are chosen so defects stay visible at the demo preset's 128 px input. Lighting jitter is gain, gamma, a small
-colour cast and sensor noise. Everything is drawn from ``numpy.random.default_rng([seed, class index])``, so
-the same seed writes byte-identical PNG files.
+piece were worn off). Strengths are chosen so defects stay visible at the demo preset's 128 px input.
+Lighting jitter is gain, gamma, a small colour cast and sensor noise. Everything is drawn from
+``numpy.random.default_rng([seed, class index])``, so the same seed writes byte-identical PNG files.
 """
 from __future__ import annotations
 
@@ -32,10 +32,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import skimage
 from PIL import Image
 from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
+
+from ..errors import DataError
+from ..files import remove_stale_temps, temp_path
+from .cache import default_cache_dir
+from .demo_lattice import write_lattice
 
 DEMO_VERSION = 3  # names the cache folder; any change to this file regenerates it (see demo_root)
 IMAGE_SIDE = 192  # px, side of every demo image
@@ -73,6 +79,7 @@ CLASSES = {
     "coffee": ("coffee", "object", "rgb", (290, 200, 380), ("scratch", "stain", "missing")),
     "coins": ("coins", "object", None, (192, 151, 290), ("scratch", "stain", "missing")),
 }
+EXTRA_CLASSES = ("lattice",)  # opt-in (make_demo_dataset(extra_classes=...)): never in the default demo
 FOREIGN_TEXTURE = {"brick": "gravel", "grass": "brick", "gravel": "grass"}
 DEFECT_REGION = {"texture": 0.5, "object": 0.32}  # defects within this half-width of the centre (fraction)
 
@@ -184,7 +191,7 @@ def _apply(rng: np.random.Generator, img: np.ndarray, name: str, defect: str,
         dark = out[mask].mean() > DARK_SURROUNDINGS  # the hole shows darker, or paler on a dark ground
         out[mask] = blurred[mask] * (rng.uniform(*MISSING_DARKEN) if dark else rng.uniform(*MISSING_BRIGHTEN))
     else:
-        raise ValueError(f"unknown demo defect {defect!r}")
+        raise DataError(f"unknown demo defect {defect!r}")
     return out, mask
 
 
@@ -219,13 +226,16 @@ def _write_class(out: Path, index: int, name: str, seed: int) -> Counter:
     return counts
 
 
-def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True) -> Path:
+def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True,
+                      extra_classes: tuple[str, ...] | list[str] = ()) -> Path:
     """Write the demo dataset (MVTec-AD layout) to ``out_dir``; same seed → byte-identical files.
 
     Args:
         out_dir: folder to write (created; existing demo files are overwritten).
         seed: random seed of every crop, jitter and defect.
         verbose: print a summary of what was written.
+        extra_classes: opt-in classes written after the default five (their images do not change the
+            others'): ``"lattice"``, a grid of studs whose defects need global context (``demo_lattice.py``).
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -233,25 +243,33 @@ def make_demo_dataset(out_dir: str | Path, seed: int = 0, verbose: bool = True) 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     (out / STAMP_FILE).unlink(missing_ok=True)
+    unknown = [c for c in extra_classes if c not in EXTRA_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown extra demo class(es) {unknown}; choose from {list(EXTRA_CLASSES)}")
     summary = {name: _write_class(out, i, name, seed) for i, name in enumerate(CLASSES)}
+    for name in extra_classes:
+        summary[name] = _write_extra(out, len(CLASSES) + EXTRA_CLASSES.index(name), seed)
     (out / STAMP_FILE).write_text(json.dumps({"version": DEMO_VERSION, "generator": _generator_fingerprint(),
-                                              "seed": seed, "side": IMAGE_SIDE, "classes": list(CLASSES)},
+                                              "seed": seed, "side": IMAGE_SIDE, "classes": list(summary)},
                                              indent=1) + "\n")
     if verbose:
         total = sum(sum(c.values()) for c in summary.values())
         print(f"wrote the omniad_lite demo dataset (MVTec-AD layout, seed {seed}) to {out}: {total} images "
               f"of {IMAGE_SIDE}x{IMAGE_SIDE} px in {len(summary)} classes")
         for name, c in summary.items():
-            kind = CLASSES[name][1]
+            kind = CLASSES[name][1] if name in CLASSES else "layout"
             parts = ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
             print(f"  {name:7s} ({kind}): {parts}")
     return out
 
 
+def _write_extra(out: Path, index: int, seed: int) -> Counter:
+    return write_lattice(out, index, seed, side=IMAGE_SIDE, num_train=NUM_TRAIN_GOOD, num_test=NUM_TEST_GOOD,
+                         gain=GAIN, gamma=GAMMA, noise=NOISE_STD, compress=PNG_COMPRESSION)
+
+
 def _generator_fingerprint() -> str:
     """Hash of this generator's source and scikit-image's version: any change regenerates a cached demo."""
-    import skimage
-
     digest = hashlib.sha256(Path(__file__).read_bytes() + skimage.__version__.encode())
     return digest.hexdigest()[:16]
 
@@ -269,9 +287,6 @@ def demo_root(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     The folder is reused while its stamp records the current generator (source and scikit-image version);
     otherwise it is written again, so an edited generator never serves stale images.
     """
-    from ..files import remove_stale_temps, temp_path
-    from .cache import default_cache_dir
-
     base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root = base / f"demo_v{DEMO_VERSION}_seed{seed}"
     stamp = root / STAMP_FILE

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError
 from .cache import default_cache_dir
 from .dataset import AnomalyDataset
 from .demo import demo_root
@@ -24,11 +25,11 @@ def samples_from_config(data_cfg, split: str) -> list[Sample]:
     ``"val"`` instead, and ``"train"`` is its whole train split (``data.val_fraction`` is not used).
     """
     if split not in CONFIG_SPLITS:
-        raise ValueError(f"split={split!r} is not one of {CONFIG_SPLITS}")
+        raise DataError(f"split={split!r} is not one of {CONFIG_SPLITS}")
     cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
     if data_cfg.root is None:
         if data_cfg.format not in ("auto", "mvtec"):
-            raise ValueError(f"data.root is None (the demo dataset, MVTec layout) but data.format="
+            raise DataError(f"data.root is None (the demo dataset, MVTec layout) but data.format="
                              f"{data_cfg.format!r}; set data.root to your dataset folder (--data-root) or "
                              f"data.format='mvtec'")
         root, fmt = demo_root(cache_dir), "mvtec"
@@ -74,7 +75,7 @@ def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: 
     cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else default_cache_dir()
     samples = samples_from_config(data_cfg, split)
     if not samples:
-        raise ValueError(f"the {split!r} split is empty (data.val_fraction={data_cfg.val_fraction}); "
+        raise DataError(f"the {split!r} split is empty (data.val_fraction={data_cfg.val_fraction}); "
                          f"set data.val_fraction > 0 to hold images out for the thresholds")
     return AnomalyDataset(samples, preprocess, cache_dir=cache_dir if data_cfg.cache_images else None,
                           progress=progress)

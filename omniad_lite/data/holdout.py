@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..errors import DataError
 from .sample import Sample
 
 MIN_HELDOUT = 2  # per class when holding out at all: a median and a maximum need two scores
@@ -35,7 +36,7 @@ def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[li
         ValueError: a class would keep no training image.
     """
     if not 0 <= fraction < 1:
-        raise ValueError(f"val_fraction={fraction!r} must be in [0, 1)")
+        raise DataError(f"val_fraction={fraction!r} must be in [0, 1)")
     by_class: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_class[s.cls_name].append(i)
@@ -45,7 +46,7 @@ def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[li
         idx = sorted(by_class[cls], key=lambda i: samples[i].image_path)
         k = heldout_count(len(idx), fraction)
         if k >= len(idx) and k > 0:
-            raise ValueError(f"class {cls!r} has {len(idx)} normal training image(s): holding {k} out for the "
+            raise DataError(f"class {cls!r} has {len(idx)} normal training image(s): holding {k} out for the "
                              f"threshold leaves none to train on; add images or set data.val_fraction=0")
         held.update(idx[j] for j in rng.permutation(len(idx))[:k])
     return ([s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held])

@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import DataError, ImageReadError
+
 UINT16_MAX = 65535  # integer images are read as 16-bit: 0..65535 -> 0..255
 UINT8_MAX = 255
 FLOAT_RANGE = 1.0  # float images are read as 0..1 -> 0..255
@@ -67,10 +69,10 @@ def _open(path: str | Path, what: str) -> Image.Image:
         raise FileNotFoundError(f"{what} {path} does not exist; re-extract the dataset or fix its split file") \
             from None
     except Image.DecompressionBombError as e:
-        raise RuntimeError(f"cannot read {what} {path} ({_reason(e)}); resize the image, or raise "
+        raise ImageReadError(f"cannot read {what} {path} ({_reason(e)}); resize the image, or raise "
                            f"PIL.Image.MAX_IMAGE_PIXELS if you trust the file") from None
     except Exception as e:  # UnidentifiedImageError, MemoryError, OSError, SyntaxError, struct errors, ...
-        raise RuntimeError(f"cannot read {what} {path} ({_reason(e)}); the file is corrupt or not an image: "
+        raise ImageReadError(f"cannot read {what} {path} ({_reason(e)}); the file is corrupt or not an image: "
                            f"re-download/re-extract it") from None
 
 
@@ -117,7 +119,7 @@ def check_pair(image_path: str | Path, mask_path: str | Path | None) -> tuple[in
     if mask_path is not None:
         msize = header_size(mask_path, "mask")
         if msize != size:
-            raise ValueError(f"mask {mask_path} is {msize[0]}x{msize[1]} but its image {image_path} is "
+            raise DataError(f"mask {mask_path} is {msize[0]}x{msize[1]} but its image {image_path} is "
                              f"{size[0]}x{size[1]}; a mask must have its image's size (re-export the mask)")
     return size
 
@@ -137,7 +139,7 @@ def _decode(path: str | Path, what: str, mode: str, reduce_to: int | None = None
         im.load()  # full decode: raises on truncated files
         im = upright(im)
     except Exception as e:
-        raise RuntimeError(f"cannot decode {what} {path} ({_reason(e)}); the file is truncated or corrupt: "
+        raise ImageReadError(f"cannot decode {what} {path} ({_reason(e)}); the file is truncated or corrupt: "
                            f"re-download/re-extract it") from None
     if mode == "RGB" and im.mode != "RGB":
         im = to_8bit(im).convert("RGB")
@@ -186,7 +188,7 @@ def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int]
         return np.zeros((size, size), dtype=np.uint8)
     im = _decode(path, "mask", "L")
     if image_size_wh is not None and im.size != tuple(image_size_wh):
-        raise ValueError(f"mask {path} is {im.size[0]}x{im.size[1]} but its image {image_path} is "
+        raise DataError(f"mask {path} is {im.size[0]}x{im.size[1]} but its image {image_path} is "
                          f"{image_size_wh[0]}x{image_size_wh[1]}; a mask must have its image's size")
     im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
     return (np.asarray(im) > MASK_KEEP_ABOVE).astype(np.uint8)  # (S, S)

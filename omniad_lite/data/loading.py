@@ -17,7 +17,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from .formats import folder, meta, mvtec, mvtec_ad2, realiad, visa
+from .images import check_pair
 from .sample import SPLITS, Sample
 
 # Detection order for "auto": native layouts first, ADer meta.json next (prepared roots have both), plain
@@ -54,20 +56,20 @@ def _check_root(root: str | Path) -> Path:
 def resolve_format(root: Path, format: str) -> str:
     """Check that ``root`` is in ``format`` (or detect it for ``"auto"``); return the concrete name."""
     if format not in FORMAT_NAMES:
-        raise ValueError(f"unknown dataset format {format!r}; use one of {', '.join(FORMAT_NAMES)}")
+        raise DataError(f"unknown dataset format {format!r}; use one of {', '.join(FORMAT_NAMES)}")
     formats = FORMATS
     if format == "auto":
         found = detect_format(root)
         if found is None:
             looked = "; ".join(f"{m.EXPECTED} ({name})" for name, m in formats.items())
-            raise ValueError(f"could not detect the dataset format of {root}: looked for {looked}. "
+            raise DataError(f"could not detect the dataset format of {root}: looked for {looked}. "
                              f"Check the root folder or pass format= explicitly")
         return found
     module = formats[format]
     if not module.looks_like(root):
         other = detect_format(root)
         hint = f"it looks like format={other!r}" if other else "it matches no known layout"
-        raise ValueError(f"{root} is not a {format!r} root: expected {root}/{module.EXPECTED} ({hint}); "
+        raise DataError(f"{root} is not a {format!r} root: expected {root}/{module.EXPECTED} ({hint}); "
                          f"fix the root or the format")
     return format
 
@@ -104,10 +106,10 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
         raise ValueError(f"split={split!r} is not one of {splits} (format {name!r})")
     masks = options.pop("masks", "optional" if name == "folder" else "required")
     if masks not in MASK_MODES:
-        raise ValueError(f"masks={masks!r} must be one of {MASK_MODES}")
+        raise DataError(f"masks={masks!r} must be one of {MASK_MODES}")
     valid = module.list_classes(root, **options)
     if not valid:
-        raise ValueError(f"no classes found in {root} (format {name!r}): expected {module.EXPECTED}")
+        raise DataError(f"no classes found in {root} (format {name!r}): expected {module.EXPECTED}")
     if classes is None:
         chosen = list(valid)
     else:
@@ -115,20 +117,19 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
             classes = [classes]
         unknown = [c for c in classes if c not in valid]
         if unknown:
-            raise ValueError(f"unknown class(es) {unknown} in {root}; valid classes: {', '.join(valid)}")
+            raise DataError(f"unknown class(es) {unknown} in {root}; valid classes: {', '.join(valid)}")
         chosen = list(dict.fromkeys(classes))
     samples = module.read(root, split, chosen, masks_required=masks == "required", **options)
     counts = Counter(s.cls_name for s in samples)
     empty = [c for c in chosen if counts[c] == 0]
     if empty:
-        raise ValueError(f"class(es) {empty} have no {split} images in {root} (format {name!r}); add images "
+        raise DataError(f"class(es) {empty} have no {split} images in {root} (format {name!r}); add images "
                          f"or leave these classes out with classes=[...]")
     for s in samples:
         if s.label == 1 and s.mask_path is None and masks == "required":
-            raise ValueError(f"anomalous image {s.image_path} has no mask; add its ground-truth mask, move it "
+            raise DataError(f"anomalous image {s.image_path} has no mask; add its ground-truth mask, move it "
                              f"out of the dataset or load with masks='optional'")
     if validate:
-        from .images import check_pair
         for s in samples:
             check_pair(s.image_path, s.mask_path)
     return sorted(samples, key=lambda s: (s.cls_name, s.image_path))

@@ -8,15 +8,19 @@ relative to the dataset root.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ..progress import tqdm
 
+from ..errors import DataError
+from ..progress import tqdm
+from .formats.mvtec_ad2 import PRIVATE_SPLITS, private_images
 from .images import check_pair
 from .loading import FORMATS, detect_format, load_samples
 from .sample import Sample
@@ -108,8 +112,6 @@ def _extra_splits(root: Path, fmt: str, classes: list[str] | None, summary: pd.D
     """MVTec AD 2: count its validation and private splits into ``summary`` (in place); their samples to validate."""
     if fmt != "mvtec_ad2":
         return []
-    from .formats.mvtec_ad2 import PRIVATE_SPLITS, private_images
-
     validation = load_samples(root, fmt, "validation", classes)
     summary.insert(1, "validation", [sum(s.cls_name == c for s in validation) for c in summary.index[:-1]] + [0])
     summary.loc["total", "validation"] = len(validation)
@@ -175,12 +177,12 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
                                 f"its path or the extracted folder")
     folder = extract(source, dest, log) if is_archive(source) else source
     if not folder.is_dir():
-        raise ValueError(f"{source} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+        raise DataError(f"{source} is neither a folder nor an archive ({', '.join(ARCHIVE_SUFFIXES)})")
     root = find_root(folder, fmt)
     if root is None:
         other = detect_format(folder)
         hint = f"; it looks like format {other!r}" if other else ""
-        raise ValueError(f"{folder} is not a {name} dataset: expected {FORMATS[fmt].EXPECTED} in it or one "
+        raise DataError(f"{folder} is not a {name} dataset: expected {FORMATS[fmt].EXPECTED} in it or one "
                          f"level below{hint}. Get {name} from {page}")
     log(f"{name} root: {root}")
     train = load_samples(root, fmt, "train", classes, **options)
@@ -204,9 +206,6 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
 
 def script_main(fmt: str, argv: list[str] | None = None) -> int:
     """The shared command line of ``data_scripts/prepare_<fmt>.py``; returns the exit code."""
-    import argparse
-    import sys
-
     name = DATASET_NAMES[fmt]
     p = argparse.ArgumentParser(description=f"Check a {name} download ({DATASET_PAGES[fmt]}): extract, count "
                                             f"per class and split, validate masks, optionally write meta.json.")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError
 from .images import load_image, preprocess_image
 
 UINT8_MAX = 255.0
@@ -35,9 +36,9 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if int(self.image_size) < 1:
-            raise ValueError(f"image_size={self.image_size} must be a positive integer, e.g. 256")
+            raise DataError(f"image_size={self.image_size} must be a positive integer, e.g. 256")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean={self.mean} and std={self.std} need 3 values each, std > 0")
+            raise DataError(f"mean={self.mean} and std={self.std} need 3 values each, std > 0")
         object.__setattr__(self, "image_size", int(self.image_size))
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))

@@ -6,17 +6,25 @@ evaluation, so nothing is scored twice). :func:`calibrate` does it for a saved r
 (instant, no model); otherwise (or with ``rescore=True``) it loads the model and scores the held-out and
 test images. The definitions are in :mod:`omniad_lite.evaluation.thresholds`.
 
-A run whose ``config.json`` predates ``data.val_fraction`` trained on every normal image: it has no held-out
-images, and its normal scores come from the test split's normal images, marked as tuned on test data.
+A run whose ``config.json`` has no ``data.val_fraction`` key trained on every normal image: it has no
+held-out images, and its normal scores come from the test split's normal images, marked as tuned on test data.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
-from ..progress import print_note
+from torch.utils.data import DataLoader
+
+from ..data import AnomalyDataset, default_cache_dir
+from ..data.factory import has_validation, own_validation_split, samples_from_config
+from ..errors import ThresholdWarning, warn
+from ..files import read_json
 from ..results import EvalResult
+from ..run import RunDir
+from .evaluator import evaluate
 from .inference import iter_maps
+from .run_loading import as_run_dir, load_run
 from .thresholds import DEFAULT_FPR, DEFAULT_METHOD, POOLED, Thresholds, build_thresholds, check_fpr, check_method
 
 HELD_OUT = "held-out normal training images (data.val_fraction={fraction}, data.val_seed={seed})"
@@ -26,10 +34,6 @@ TEST_NORMALS = "normal test images (no held-out images: data.val_fraction=0): tu
 
 def score_samples(model, samples, cfg, *, device="auto", progress: bool = True) -> list[float]:
     """Image scores of ``samples`` (in order), prepared with ``model.preprocess`` and cached like the datasets."""
-    from torch.utils.data import DataLoader
-
-    from ..data import AnomalyDataset, default_cache_dir
-
     cache = (Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()) \
         if cfg.data.cache_images else None
     dataset = AnomalyDataset(samples, model.preprocess, cache_dir=cache, progress=progress)
@@ -42,7 +46,7 @@ def score_samples(model, samples, cfg, *, device="auto", progress: bool = True) 
 
 
 def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAULT_METHOD, fpr: float = DEFAULT_FPR,
-                    device="auto", progress: bool = True) -> Thresholds:
+                    device="auto", progress: bool = True, note: bool = True) -> Thresholds:
     """Thresholds for ``model`` trained with ``cfg``, from its held-out images and ``test_result``'s scores.
 
     Args:
@@ -53,9 +57,8 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
         fpr: target false-positive rate.
         device: where the model runs.
         progress: progress bars.
+        note: print the one-line note on thresholds that carry a warning (with ``progress``).
     """
-    from ..data.factory import has_validation, own_validation_split, samples_from_config
-
     check_method(method)
     check_fpr(fpr)
     rows = test_result.per_image
@@ -73,9 +76,9 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
         for c, g in rows[rows["label"] == 0].groupby("cls_name"):
             normal[c] = (list(g["score"]), list(g["path"]))
     thresholds = Thresholds(build_thresholds(dict(normal), test, method=method, fpr=fpr, normal_source=source))
-    note = threshold_note(thresholds)
-    if note and progress:  # quiet runs (a sweep) keep it in thresholds.json only
-        print_note(note)
+    text = threshold_note(thresholds) if note else None
+    if text and progress:  # quiet runs (a sweep) keep it in thresholds.json only
+        warn(text, ThresholdWarning)
     return thresholds
 
 
@@ -100,12 +103,8 @@ def calibrate(run_dir, *, method: str | None = None, fpr: float | None = None, r
         device: where the model runs when scoring.
         progress: progress bars.
     """
-    from ..files import read_json
-    from ..run import RunDir, load_run
-    from .evaluate import evaluate_config
-
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    saved = run.load_thresholds()
+    run = as_run_dir(run_dir)
+    saved = run.read_thresholds()
     if saved is not None and not rescore:
         thresholds = Thresholds(saved).rechoose(method, fpr)
     else:
@@ -113,19 +112,16 @@ def calibrate(run_dir, *, method: str | None = None, fpr: float | None = None, r
         cfg = loaded.config
         if "val_fraction" not in read_json(run / RunDir.CONFIG, "run config").get("data", {}):
             cfg = cfg.with_overrides({"data.val_fraction": 0.0})  # trained on every normal image
-        result = evaluate_config(loaded.model, cfg, device=device, progress=progress)
+        result = evaluate(loaded.model, cfg, device=device, progress=progress)
         thresholds = calibrate_model(loaded.model, cfg, result, method=method or DEFAULT_METHOD,
                                      fpr=fpr or DEFAULT_FPR, device=device, progress=progress)
-    run.save_thresholds(thresholds.payload)
+    run.write_thresholds(thresholds.payload)
     return thresholds
 
 
 def load_thresholds(run_dir) -> Thresholds | None:
     """A run's :class:`Thresholds`, or ``None`` when it has no ``thresholds.json``."""
-    from ..run import RunDir
-
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    saved = run.load_thresholds()
+    saved = as_run_dir(run_dir).read_thresholds()
     return None if saved is None else Thresholds(saved)
 
 

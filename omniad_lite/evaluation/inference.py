@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
-from ..progress import tqdm
 
 from ..env import resolve_device
-from .scoring import anomaly_map, image_scores
+from ..model.anomaly_map import anomaly_map, image_scores
+from ..progress import tqdm
 
 EVAL_SEED = 0  # seeds the forked RNG during inference (only matters for ffn="resampled")
 

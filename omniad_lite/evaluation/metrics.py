@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .curves import PixelSets, rank_metrics
+from ..errors import InputError
+from .curve_metrics import PixelSets, rank_metrics
 
 PROTOCOLS = ("kit", "released")
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1max")
@@ -64,7 +65,7 @@ def _to_numpy(x, name: str) -> np.ndarray:
     if x.dtype == np.float16:
         x = x.astype(np.float32)
     if x.dtype == object:
-        raise ValueError(f"{name} must be a numeric array or tensor, got dtype object")
+        raise InputError(f"{name} must be a numeric array or tensor, got dtype object")
     return x
 
 
@@ -72,7 +73,7 @@ def _squeeze_channel(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]  # (N, 1, H, W) -> (N, H, W)
     if x.ndim != 3:
-        raise ValueError(f"{name} must have shape (N, H, W) or (N, 1, H, W), got {x.shape}")
+        raise InputError(f"{name} must have shape (N, H, W) or (N, 1, H, W), got {x.shape}")
     return x
 
 
@@ -89,13 +90,13 @@ def check_maps_masks(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     m = _squeeze_channel(_to_numpy(maps, "anomaly_maps"), "anomaly_maps")
     g = _squeeze_channel(_to_numpy(masks, "masks"), "masks")
     if m.shape != g.shape:
-        raise ValueError(f"anomaly maps {m.shape} and masks {g.shape} differ in shape; resize the maps to the "
+        raise InputError(f"anomaly maps {m.shape} and masks {g.shape} differ in shape; resize the maps to the "
                          "mask size (or the masks to the map size) before computing metrics")
     if not np.issubdtype(m.dtype, np.floating):
         m = m.astype(np.float64)
     bad = ~np.isfinite(m).all(axis=(1, 2))
     if bad.any():
-        raise ValueError(f"anomaly map of image index {int(np.flatnonzero(bad)[0])} contains NaN or inf "
+        raise InputError(f"anomaly map of image index {int(np.flatnonzero(bad)[0])} contains NaN or inf "
                          f"({int(bad.sum())} bad map(s)); check the model's output for that image")
     return m, g != 0
 
@@ -104,18 +105,18 @@ def check_image_inputs(scores, labels, n: int | None = None) -> tuple[np.ndarray
     s = _to_numpy(scores, "image_scores").astype(np.float64).ravel()
     y = _to_numpy(labels, "image_labels").ravel()
     if s.shape != y.shape or (n is not None and s.size != n):
-        raise ValueError(f"image_scores ({s.size}), image_labels ({y.size})"
+        raise InputError(f"image_scores ({s.size}), image_labels ({y.size})"
                          + (f" and anomaly maps ({n})" if n is not None else "") + " must have the same length")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"image_labels must be 0 (normal) or 1 (anomalous), got values {np.unique(y)[:5]}")
+        raise InputError(f"image_labels must be 0 (normal) or 1 (anomalous), got values {np.unique(y)[:5]}")
     if not np.isfinite(s).all():
-        raise ValueError(f"image score of image index {int(np.flatnonzero(~np.isfinite(s))[0])} is NaN or inf")
+        raise InputError(f"image score of image index {int(np.flatnonzero(~np.isfinite(s))[0])} is NaN or inf")
     return s, y.astype(bool)
 
 
 def undefined(what: str, allow_undefined: bool) -> None:
     if not allow_undefined:
-        raise ValueError(f"{what}; pass allow_undefined=True to get NaN for these metrics instead")
+        raise InputError(f"{what}; pass allow_undefined=True to get NaN for these metrics instead")
 
 
 def released_labels(gt: np.ndarray) -> np.ndarray:
@@ -158,7 +159,7 @@ def compute_metrics(image_scores, image_labels, anomaly_maps, masks, protocol: s
         dict with ``image_auroc, image_ap, image_f1max, pixel_auroc, pixel_ap, pixel_f1max, pixel_aupro, mad``.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
+        raise InputError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
     maps, gt = check_maps_masks(anomaly_maps, masks)
     scores, labels = check_image_inputs(image_scores, image_labels, n=maps.shape[0])
     keep = valid_images(pixel_valid, maps.shape[0])
@@ -176,7 +177,7 @@ def valid_images(pixel_valid, n: int) -> np.ndarray:
         return np.ones(n, dtype=bool)
     keep = np.asarray(pixel_valid, dtype=bool).ravel()
     if keep.size != n:
-        raise ValueError(f"pixel_valid has {keep.size} entries for {n} images; give one per image")
+        raise InputError(f"pixel_valid has {keep.size} entries for {n} images; give one per image")
     return keep
 
 

@@ -18,6 +18,8 @@ import math
 
 import pandas as pd
 
+from ..errors import InputError
+
 METRIC_COLUMNS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max",
                   "pixel_aupro", "mad")
 DATASETS = ("mvtec", "visa", "realiad")
@@ -75,8 +77,8 @@ def reference_table(dataset: str, schedule: str = "published") -> pd.DataFrame:
         Rows are methods, columns the metric names used by :func:`omniad_lite.metrics.compute_metrics`.
     """
     if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}")
+        raise InputError(f"unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}")
     results = SCHEDULES[schedule]
     if dataset not in results:
-        raise ValueError(f"no {schedule} results recorded for dataset {dataset!r}; choose one of {sorted(results)}")
+        raise InputError(f"no {schedule} results recorded for dataset {dataset!r}; choose one of {sorted(results)}")
     return pd.DataFrame.from_dict(results[dataset], orient="index")[list(METRIC_COLUMNS)]

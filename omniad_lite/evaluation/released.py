@@ -18,7 +18,7 @@ the same numbers (``tests/test_metrics.py`` checks it against a literal per-thre
   Where several thresholds share an FPR (e.g. FPR 0 above the highest normal pixel while PRO still falls)
   the trapezoids between them have zero width: the segment towards higher FPR meets the group at the PRO of
   its lowest threshold (the group's highest PRO), the segment towards lower FPR at the PRO of its highest
-  threshold. A stable ascending sort of the FPRs (this kit before issue 15) swaps the two.
+  threshold. A stable ascending sort of the FPRs would swap the two.
   NaN when fewer than two thresholds are kept or their FPRs are all equal (the released code divides 0 by 0).
 * **image labels**: ``gt_sp = gt_px.max(axis=(1, 2))`` — an image is anomalous when its (resized, binarised)
   mask has an anomalous pixel, whatever its folder says.

@@ -4,7 +4,7 @@ The definitions and the two protocols are in :mod:`omniad_lite.evaluation.metric
 ``evaluator``) keeps every map of the test set in memory before scoring; that does not fit for Real-IAD-sized
 test sets, so this is our addition.
 
-Scheme: anomaly maps from :func:`omniad_lite.evaluation.scoring.anomaly_map` lie in the known range ``[0, 2]``
+Scheme: anomaly maps from :func:`omniad_lite.model.anomaly_map.anomaly_map` lie in the known range ``[0, 2]``
 (``1 - cos`` averaged and blurred). Pixels are binned over ``score_range`` with *floating-point* bins: the
 offset ``s = (v - lo) / (hi - lo)`` in ``[0, 1]`` is cast to float32 and its bit pattern (exponent and the
 top ``m`` mantissa bits) is the bin, for ``s >= 2**-24`` (below: bin 0). Bins are thus ``2**-m`` relative wide
@@ -24,10 +24,20 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
 from . import released
-from .curves import CONNECTIVITY_8, aupro_from_levels, rank_metrics_from_counts
-from .metrics import (METRIC_NAMES, PIXEL_METRICS, PROTOCOLS, check_image_inputs, check_maps_masks, image_metrics,
-                      released_labels, undefined, valid_images)
+from .curve_metrics import CONNECTIVITY_8, aupro_from_levels, rank_metrics_from_counts
+from .metrics import (
+    METRIC_NAMES,
+    PIXEL_METRICS,
+    PROTOCOLS,
+    check_image_inputs,
+    check_maps_masks,
+    image_metrics,
+    released_labels,
+    undefined,
+    valid_images,
+)
 
 DEFAULT_NUM_BINS = 2 ** 18  # upper bound on the bins; gives 13 mantissa bits (relative bin width 1.2e-4)
 FLOAT32_MANTISSA_BITS = 23
@@ -52,13 +62,13 @@ class MetricAccumulator:
     def __init__(self, protocol: str = "kit", num_bins: int = DEFAULT_NUM_BINS,
                  score_range: tuple[float, float] = SCORE_RANGE, *, allow_undefined: bool = False):
         if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
+            raise InputError(f"protocol={protocol!r}: choose one of {PROTOCOLS}")
         lo, hi = map(float, score_range)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-            raise ValueError(f"score_range={score_range!r}: need finite lo < hi")
+            raise InputError(f"score_range={score_range!r}: need finite lo < hi")
         mantissa_bits = int(np.floor(np.log2(max(int(num_bins) - 1, 1) / FLOOR_OCTAVES)))
         if not 0 <= mantissa_bits <= FLOAT32_MANTISSA_BITS:
-            raise ValueError(f"num_bins={num_bins!r}: give between {FLOOR_OCTAVES + 1} and "
+            raise InputError(f"num_bins={num_bins!r}: give between {FLOOR_OCTAVES + 1} and "
                              f"{FLOOR_OCTAVES * 2 ** FLOAT32_MANTISSA_BITS + 1} bins")
         self._shift = FLOAT32_MANTISSA_BITS - mantissa_bits
         self.num_bins = FLOOR_OCTAVES * 2 ** mantissa_bits + 1
@@ -90,7 +100,7 @@ class MetricAccumulator:
         lo, hi = self.score_range
         tol = RANGE_TOLERANCE * (hi - lo)
         if values.size and (values.min() < lo - tol or values.max() > hi + tol):
-            raise ValueError(f"map values [{values.min():.4g}, {values.max():.4g}] fall outside score_range "
+            raise InputError(f"map values [{values.min():.4g}, {values.max():.4g}] fall outside score_range "
                              f"{self.score_range}; pass MetricAccumulator(score_range=(lo, hi)) covering them")
         offset = np.clip((values - lo) / (hi - lo), FLOOR, 1.0).astype(np.float32)  # monotone cast
         return (offset.view(np.int32) - FLOOR_BITS) >> self._shift
@@ -113,7 +123,7 @@ class MetricAccumulator:
             if "image index" in msg:
                 i = int(msg.split("image index ")[1].split()[0])
                 msg = msg.replace(f"image index {i}", f"image index {self.num_images + i}", 1)
-            raise ValueError(msg) from None
+            raise InputError(msg) from None
         scores, labels = check_image_inputs(image_scores, image_labels, n=amaps.shape[0])
         n_images = amaps.shape[0]
         keep = valid_images(pixel_valid, n_images)
@@ -140,7 +150,7 @@ class MetricAccumulator:
     def compute(self) -> dict[str, float]:
         """The seven metrics and mAD (fractions), like :func:`omniad_lite.metrics.compute_metrics`."""
         if self.num_images == 0:
-            raise ValueError("MetricAccumulator.compute(): no images were added; call update() first")
+            raise InputError("MetricAccumulator.compute(): no images were added; call update() first")
         out = image_metrics(np.concatenate(self._scores), np.concatenate(self._labels), self.allow_undefined,
                             self.protocol)
         n_pos, n_neg = int(self.pos_hist.sum()), int(self.neg_hist.sum())

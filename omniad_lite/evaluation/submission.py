@@ -20,6 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from PIL import Image
+
+from ..data.formats.mvtec_ad2 import PRIVATE_SPLITS, list_classes, private_images
+from ..data.images import header_size
+from ..env import resolve_device
+from ..errors import InputError
+from .mvtec_ad2_protocol import validation_thresholds
+from .prediction import iter_predictions
+from .run_loading import load_run
 
 MAPS, MASKS = "anomaly_images", "anomaly_images_thresholded"
 MAP_SUFFIX, MASK_SUFFIX = ".tiff", ".png"
@@ -27,7 +37,7 @@ MAP_DTYPE = np.float16  # what the authors' checker requires
 MASK_VALUES = (0, 255)
 
 
-class SubmissionError(ValueError):
+class SubmissionError(InputError):
     """A submission folder that the evaluation server would reject (one line: the file and the fix)."""
 
 
@@ -45,21 +55,11 @@ def write_submission(run_dir, split: str, out_dir, *, data_root: str | None = No
     Returns:
         ``{"images": n, "thresholds": {class: value}, "out": Path}``.
     """
-    import tifffile
-    from PIL import Image
-
-    from ..data.formats.mvtec_ad2 import private_images
-    from ..run import load_run
-    from .mvtec_ad2 import validation_thresholds
-    from .predict import iter_predictions
-
-    from ..env import resolve_device
-
     device = resolve_device(device)
     loaded = load_run(run_dir, device=device)
     cfg = loaded.config if data_root is None else loaded.config.with_overrides({"data.root": str(data_root)})
     if cfg.data.root is None:
-        raise ValueError(f"run {run_dir} has no data.root; pass --data-root (the MVTec AD 2 folder)")
+        raise InputError(f"run {run_dir} has no data.root; pass --data-root (the MVTec AD 2 folder)")
     images = private_images(cfg.data.root, split, cfg.data.classes)  # checks the split and the root first
     out = _prepare_out(Path(out_dir))
     thresholds = validation_thresholds(loaded.model, cfg, device=device, batch_size=batch_size, progress=progress)
@@ -70,7 +70,7 @@ def write_submission(run_dir, split: str, out_dir, *, data_root: str | None = No
         for pred in iter_predictions(loaded.model, [str(p) for p in paths], device=device, batch_size=batch_size,
                                      progress=progress):
             if pred.error is not None:
-                raise ValueError(f"cannot predict {pred.path}: {pred.error}")
+                raise InputError(f"cannot predict {pred.path}: {pred.error}")
             stem = Path(pred.path).stem
             amap = pred.anomaly_map  # (H, W) float32 at the image's own size
             tifffile.imwrite(out / MAPS / cls / split / f"{stem}{MAP_SUFFIX}", amap.astype(MAP_DTYPE))
@@ -105,7 +105,6 @@ def _compare(found: set[str], expected: set[str], folder: Path, what: str) -> No
 
 
 def _check_map(path: Path, size_wh: tuple[int, int]) -> None:
-    import tifffile
 
     try:
         arr = tifffile.imread(path)
@@ -123,7 +122,6 @@ def _check_map(path: Path, size_wh: tuple[int, int]) -> None:
 
 
 def _check_mask(path: Path, size_wh: tuple[int, int]) -> None:
-    from PIL import Image
 
     try:
         arr = np.asarray(Image.open(path))
@@ -150,9 +148,6 @@ def check_submission(out_dir, data_root) -> dict:
         ``{"images": n checked, "splits": [...], "complete": bool}`` — ``complete`` when both private splits are
         present for every class (the server expects both).
     """
-    from ..data.formats.mvtec_ad2 import PRIVATE_SPLITS, list_classes, private_images
-    from ..data.images import header_size
-
     out, root = Path(out_dir), Path(data_root)
     if not out.is_dir():
         raise SubmissionError(f"submission folder {out} does not exist; write it with omniad-lite submission --run")

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 METHODS = ("fpr", "f1")
 DEFAULT_METHOD = "fpr"
 DEFAULT_FPR = 0.01
@@ -50,14 +52,14 @@ def threshold_at_fpr(normal_scores, fpr: float) -> float:
     check_fpr(fpr)
     s = np.sort(np.asarray(normal_scores, dtype=np.float64).ravel())[::-1]  # (n,) descending
     if s.size == 0:
-        raise ValueError("threshold_at_fpr needs at least one normal score")
+        raise InputError("threshold_at_fpr needs at least one normal score")
     allowed = int(math.floor(fpr * s.size + 1e-9))  # false positives allowed (tolerance: 0.01·100 = 1)
     return float(np.nextafter(s[allowed], np.inf))  # only scores strictly above s[allowed] are flagged
 
 
 def f1_optimal_threshold(scores, labels) -> tuple[float, float] | None:
     """``(threshold, F1)`` maximising F1 (rule ``score >= t``), or ``None`` without both labels."""
-    from sklearn.metrics import precision_recall_curve
+    from sklearn.metrics import precision_recall_curve  # lazy: keeps this NumPy module light (sklearn: ~1 s)
 
     y = np.asarray(labels).astype(int).ravel()
     if np.unique(y).size < 2:
@@ -71,13 +73,13 @@ def f1_optimal_threshold(scores, labels) -> tuple[float, float] | None:
 
 def check_fpr(fpr: float) -> float:
     if isinstance(fpr, bool) or not isinstance(fpr, (int, float)) or not 0 < fpr < 0.5:
-        raise ValueError(f"fpr={fpr!r} must be a false-positive rate in (0, 0.5), e.g. 0.01 for 1 %")
+        raise InputError(f"fpr={fpr!r} must be a false-positive rate in (0, 0.5), e.g. 0.01 for 1 %")
     return float(fpr)
 
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"threshold method {method!r} is not one of {METHODS} ('fpr': from held-out normal "
+        raise InputError(f"threshold method {method!r} is not one of {METHODS} ('fpr': from held-out normal "
                          f"images at a false-positive rate; 'f1': F1-optimal on the labelled test split)")
     return method
 
@@ -179,12 +181,12 @@ class Thresholds:
     """The content of ``thresholds.json`` with the decision rule.
 
     Args:
-        payload: what :func:`build_thresholds` returns (or ``RunDir.load_thresholds()``).
+        payload: what :func:`build_thresholds` returns (or ``RunDir.read_thresholds()``).
     """
 
     def __init__(self, payload: dict[str, Any]):
         if not isinstance(payload, dict) or "classes" not in payload or POOLED not in payload:
-            raise ValueError("thresholds payload must hold 'classes' and 'all' (as thresholds.json does); "
+            raise InputError("thresholds payload must hold 'classes' and 'all' (as thresholds.json does); "
                              "recalibrate with omniad_lite.calibrate(run_dir)")
         self.payload = payload
 
@@ -205,7 +207,7 @@ class Thresholds:
         if cls_name is None or cls_name == POOLED:
             return self.payload[POOLED]
         if cls_name not in self.payload["classes"]:
-            raise ValueError(f"class {cls_name!r} has no threshold in this run; its classes: "
+            raise InputError(f"class {cls_name!r} has no threshold in this run; its classes: "
                              f"{', '.join(self.classes)} (or None for the pooled threshold)")
         return self.payload["classes"][cls_name]
 

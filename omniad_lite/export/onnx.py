@@ -3,11 +3,16 @@
 Graph (opset 17, batch dimension dynamic)::
 
     images       uint8   (B, 3, S, S)  RGB, the image resized to S×S (bilinear, PIL) — nothing else
-    anomaly_map  float32 (B, S, S)     1 - cos per scale, upsampled, averaged, Gaussian blur σ = 4
+    anomaly_map  float32 (B, S, S)     Omni-AD: 1 - cos per scale, upsampled, averaged, Gaussian blur σ = 4;
+                                       kNN: distance of each patch to its nearest memory-bank row, the same way
     score        float32 (B,)          max of the map
 
+A kNN-baseline run exports too: the nearest-neighbour search is one matmul against the memory bank (a
+constant of the graph) and a top-1, so the file holds the whole bank (``rows × D`` float32). PatchCore's
+reweighted score (``knn.reweight=true``) is not exported (its neighbourhood gather has no fixed graph here).
+
 Inside the graph: ``x / 255``, ``(x - mean) / std`` with the run's normalisation (``ModelConfig.mean/std``),
-the frozen encoder, neck, decoder and the scoring of :mod:`omniad_lite.evaluation.scoring` (scipy-exact blur
+the frozen encoder, neck, decoder and the scoring of :mod:`omniad_lite.model.anomaly_map` (scipy-exact blur
 with symmetric borders): the same code as ``predict``, traced. Outside: decoding, conversion to RGB and the
 resize to S×S (do it with PIL's bilinear resize, as the kit does, to get the kit's numbers), then the
 decision ``score >= threshold`` of the image's class. The metadata (``custom_metadata_map`` in ONNX Runtime)
@@ -28,7 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..evaluation.inference import forward_maps
+from ..data.images import load_image
+from ..errors import InputError, MissingDependencyError
+from ..evaluation.calibration import load_thresholds
+from ..evaluation.inference import forward_scores
+from ..evaluation.run_loading import load_run
 from ..evaluation.thresholds import POOLED, Thresholds
 from ..files import atomic_write
 
@@ -51,8 +60,7 @@ class ScoringGraph(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (images.float() / UINT8_MAX - self.mean) / self.std  # (B, 3, S, S), like Preprocess.normalise
-        maps = forward_maps(self.model, x)  # (B, S, S)
-        return maps, maps.flatten(1).amax(dim=1)
+        return forward_scores(self.model, x)  # (B, S, S) maps, (B,) scores
 
 
 def _metadata(config, preprocess, thresholds: Thresholds | None) -> dict[str, str]:
@@ -83,17 +91,17 @@ def export_onnx(run_dir, out: str | Path, *, opset: int = OPSET) -> Path:
         The written path.
     """
     try:
-        import onnx
+        import onnx  # lazy: an optional dependency (the "export" extra)
     except ImportError:
-        raise ImportError("ONNX export needs the 'export' extra: pip install 'omniad_lite[export]' "
+        raise MissingDependencyError("ONNX export needs the 'export' extra: pip install 'omniad_lite[export]' "
                           "(onnx, onnxruntime)") from None
-    from ..evaluation.calibration import load_thresholds
-    from ..run import load_run
-
     loaded = load_run(run_dir, device="cpu")
     if loaded.config.model.ffn == "resampled":
-        raise ValueError(f"run {run_dir} uses model.ffn='resampled' (FFN weights redrawn at every call): it has no "
+        raise InputError(f"run {run_dir} uses model.ffn='resampled' (FFN weights redrawn at every call): it has no "
                          f"fixed graph to export; train with model.ffn='learned'")
+    if loaded.config.method == "knn" and loaded.model.config.reweight:
+        raise InputError(f"run {run_dir} uses knn.reweight=true, whose neighbourhood gather is not exported; "
+                         f"export a run fitted with knn.reweight=false (the default)")
     graph = ScoringGraph(loaded.model).eval()
     side = loaded.model.preprocess.image_size
     example = torch.zeros(EXAMPLE_BATCH, 3, side, side, dtype=torch.uint8)
@@ -143,7 +151,7 @@ class OnnxScorer:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: an optional dependency (the "export" extra)
 
         self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
                                             providers=["CPUExecutionProvider"])
@@ -155,8 +163,6 @@ class OnnxScorer:
 
     def load(self, path: str | Path) -> np.ndarray:
         """An image file → the graph's input ``(3, S, S)`` uint8 (the kit's decoding and PIL bilinear resize)."""
-        from ..data.images import load_image
-
         return np.ascontiguousarray(load_image(path, self.image_size).transpose(2, 0, 1))  # (3, S, S)
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +173,7 @@ class OnnxScorer:
     def decide(self, score: float, cls_name: str | None = None) -> tuple[float, float, bool]:
         """``(threshold, normalised score, is_anomalous)`` with the class's threshold (``None``: pooled)."""
         if self.thresholds is None:
-            raise ValueError("this ONNX model has no thresholds in its metadata (its run had no thresholds.json)")
+            raise InputError("this ONNX model has no thresholds in its metadata (its run had no thresholds.json)")
         entry = self.thresholds[POOLED] if cls_name in (None, POOLED) else self.thresholds["classes"][cls_name]
         t, level = entry["threshold"], entry["normal_level"]
         return t, (float(score) - level) / (t - level), bool(float(score) >= t)

@@ -21,6 +21,7 @@ from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
+from ..errors import InputError
 from .omni_block import OmniBlock
 
 LINEAR_INIT_STD = 0.02
@@ -56,7 +57,7 @@ class DecoderStage(nn.Module):
     def __init__(self, in_dim: int, dim: int, depth: int, upsample: bool, **block_kwargs):
         super().__init__()
         if not upsample and in_dim != dim:
-            raise ValueError(f"a stage without upsampling keeps its channels; got in_dim={in_dim}, dim={dim}")
+            raise InputError(f"a stage without upsampling keeps its channels; got in_dim={in_dim}, dim={dim}")
         self.upsample = Upsample(in_dim, dim) if upsample else None
         self.blocks = nn.Sequential(*[OmniBlock(dim, **block_kwargs) for _ in range(depth)])
 
@@ -83,7 +84,7 @@ class Decoder(nn.Module):
         super().__init__()
         c1, c2, c3 = channels
         if len(depths) != 4:
-            raise ValueError(f"decoder depths={tuple(depths)}: give 4 stage depths, e.g. (3, 9, 9, 7)")
+            raise InputError(f"decoder depths={tuple(depths)}: give 4 stage depths, e.g. (3, 9, 9, 7)")
         self.dims = (2 * c3, c3, c2, c1)
         block_kwargs = dict(num_heads=num_heads, num_query_tokens=num_query_tokens, num_kv_tokens=num_kv_tokens,
                             use_global_branch=use_global_branch, use_local_branch=use_local_branch, ffn=ffn)

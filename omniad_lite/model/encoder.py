@@ -23,6 +23,7 @@ import timm
 import torch
 from torch import nn
 
+from ..errors import InputError, SetupError
 from .weights import OFFLINE_IMAGENET, lite0_wheel_path, load_encoder_weights
 
 # Architectures the kit is tested with (others work if timm's features_only supports them).
@@ -35,7 +36,7 @@ def check_encoder_name(name: str) -> None:
         return
     close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"unknown encoder {name!r}: {hint}tested encoders: {', '.join(SUPPORTED_ENCODERS)} "
+    raise InputError(f"unknown encoder {name!r}: {hint}tested encoders: {', '.join(SUPPORTED_ENCODERS)} "
                      f"(any timm CNN with features_only works)")
 
 
@@ -75,7 +76,7 @@ class FrozenEncoder(nn.Module):
         except (OSError, RuntimeError) as err:
             if not use_hub:
                 raise
-            raise RuntimeError(f"could not load timm ImageNet weights for encoder {name!r} ({type(err).__name__}); "
+            raise SetupError(f"could not load timm ImageNet weights for encoder {name!r} ({type(err).__name__}); "
                                f"offline? set model.encoder_weights to a local {name} weights file "
                                f"(.pth/.safetensors) or None") from err
         if weights == "imagenet" and name in OFFLINE_IMAGENET:

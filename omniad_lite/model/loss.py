@@ -8,9 +8,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 
 def reconstruction_loss(encoder_features: list[torch.Tensor], reconstructions: list[torch.Tensor]) -> torch.Tensor:
     """Sum over the three scales of the mean squared error between features and reconstructions."""
     if len(encoder_features) != len(reconstructions):
-        raise ValueError(f"got {len(encoder_features)} encoder maps but {len(reconstructions)} reconstructions")
+        raise InputError(f"got {len(encoder_features)} encoder maps but {len(reconstructions)} reconstructions")
     return sum(F.mse_loss(rec, feat) for feat, rec in zip(encoder_features, reconstructions))

@@ -21,6 +21,8 @@ import torch
 from timm.models.resnet import Bottleneck
 from torch import nn
 
+from ..errors import InputError
+
 NUM_BOTTLENECKS = 3  # MambaAD / Omni-AD: 3 Bottleneck blocks
 BOTTLENECK_EXPANSION = 4  # timm Bottleneck.expansion
 
@@ -45,7 +47,7 @@ class Neck(nn.Module):
         super().__init__()
         c1, c2, c3 = channels
         if c3 % 2:
-            raise ValueError(f"Neck needs an even last encoder channel count, got channels={list(channels)}")
+            raise InputError(f"Neck needs an even last encoder channel count, got channels={list(channels)}")
         self.down1 = conv_bn_relu(c1, c2, 3, stride=2)
         self.lateral2 = conv_bn_relu(c2, c2, 1, bias=True)
         self.down2 = conv_bn_relu(c2, c3, 3, stride=2)

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..errors import InputError
 from .token_attention import TokenAttention, TokenFFN
 
 INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d default
@@ -117,7 +118,7 @@ class GlobalBranch(nn.Module):
         super().__init__()
         self.grid = math.isqrt(num_query_tokens)
         if self.grid ** 2 != num_query_tokens:
-            raise ValueError(f"num_query_tokens={num_query_tokens} must be a perfect square (e.g. 64 = 8x8)")
+            raise InputError(f"num_query_tokens={num_query_tokens} must be a perfect square (e.g. 64 = 8x8)")
         self.query_tokens = nn.Parameter(torch.zeros(num_query_tokens, dim))
         self.kv_tokens = nn.Parameter(torch.zeros(num_kv_tokens, dim))
         self.attn_a = TokenAttention(dim, num_heads, num_query_tokens, bias_over="queries")
@@ -202,7 +203,7 @@ class OmniBlock(nn.Module):
                  use_global_branch: bool = True, use_local_branch: bool = True, ffn: str = "learned"):
         super().__init__()
         if not (use_global_branch or use_local_branch):
-            raise ValueError("OmniBlock needs at least one of use_global_branch / use_local_branch")
+            raise InputError("OmniBlock needs at least one of use_global_branch / use_local_branch")
         self.global_branch = (GlobalBranch(dim, num_heads, num_query_tokens, num_kv_tokens, ffn)
                               if use_global_branch else None)
         self.local_branch = LocalBranch(dim) if use_local_branch else None

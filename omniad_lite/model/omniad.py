@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import ExperimentConfig, ModelConfig
 from ..data.preprocess import Preprocess
+from ..errors import InputError
 from .decoder import Decoder
 from .encoder import FrozenEncoder, encoder_mean_std
 from .neck import Neck
@@ -109,7 +110,7 @@ def build_model(model_cfg: ModelConfig) -> OmniAD:
     encoder = FrozenEncoder(model_cfg.encoder, model_cfg.encoder_weights, model_cfg.out_indices)
     r1, r2, r3 = encoder.reductions
     if not (r2 == 2 * r1 and r3 == 2 * r2):
-        raise ValueError(f"encoder {model_cfg.encoder!r} with out_indices={tuple(model_cfg.out_indices)} has "
+        raise InputError(f"encoder {model_cfg.encoder!r} with out_indices={tuple(model_cfg.out_indices)} has "
                          f"reductions {encoder.reductions}; Omni-AD needs each scale at half the previous "
                          f"resolution, e.g. out_indices=(1, 2, 3)")
     neck = Neck(encoder.channels)

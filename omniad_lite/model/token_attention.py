@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-FFN_MODES = ("learned", "resampled")
+from ..config import FFN_MODES
+from ..errors import InputError
 
 
 class TokenFFN(nn.Module):
@@ -37,7 +38,7 @@ class TokenFFN(nn.Module):
     def __init__(self, dim: int, mode: str = "learned"):
         super().__init__()
         if mode not in FFN_MODES:
-            raise ValueError(f"TokenFFN mode={mode!r}; expected one of {FFN_MODES}")
+            raise InputError(f"TokenFFN mode={mode!r}; expected one of {FFN_MODES}")
         self.dim, self.mode = dim, mode
         if mode == "learned":
             self.fc1 = nn.Linear(dim, dim)
@@ -75,9 +76,9 @@ class TokenAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_tokens: int, bias_over: str):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"channels {dim} are not divisible by num_heads={num_heads}")
+            raise InputError(f"channels {dim} are not divisible by num_heads={num_heads}")
         if bias_over not in ("queries", "keys"):
-            raise ValueError(f"bias_over={bias_over!r}; expected 'queries' or 'keys'")
+            raise InputError(f"bias_over={bias_over!r}; expected 'queries' or 'keys'")
         self.num_heads, self.bias_over = num_heads, bias_over
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)

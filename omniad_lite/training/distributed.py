@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..env import resolve_device
+from ..errors import InputError
 
 
 @dataclass
@@ -96,7 +97,7 @@ def local_share(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 def check_batch(batch_size: int, info: DistInfo) -> None:
     if batch_size % info.world_size:
-        raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of processes "
+        raise InputError(f"train.batch_size={batch_size} must be divisible by the number of processes "
                          f"({info.world_size}); the batch size is global (summed over processes)")
 
 

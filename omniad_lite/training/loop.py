@@ -18,17 +18,19 @@ precision), feature jitter inside the model, seed 42. Where we differ from the r
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from ..progress import tqdm
 
 from ..config import ExperimentConfig
+from ..data import dataset_from_config, default_cache_dir
 from ..env import seed_everything, versions
+from ..errors import ConfigError, InputError, RecoveryWarning, RunStateError, warn
+from ..model import build_model, model_preprocess, reconstruction_loss, resolve_preprocess
+from ..progress import tqdm
 from ..results import TrainResult
 from ..run import RunDir
 from . import checkpoint as ckpt
@@ -38,6 +40,7 @@ from .allocator import keep_freed_memory
 from .optim import build_optimizer, build_scheduler
 from .report import check_test_split, final_evaluation, periodic_evaluation
 from .step import TrainStep, autocast_factory, optimizer_step, resolve_precision
+from .teacher_cache import build_cache, cache_key, feature_bytes_per_image, resolve_cache_mode
 
 TEACHER_BATCH = 32  # images per encoder call when filling the teacher-feature cache
 
@@ -75,24 +78,23 @@ class _Progress:
 
 def check_data(cfg: ExperimentConfig, preprocess, progress: bool):
     """Build the train dataset, failing early and clearly on a missing root or an empty split."""
-    from ..data import dataset_from_config
 
     if cfg.data.root is not None and not Path(cfg.data.root).is_dir():
         raise FileNotFoundError(f"data root {cfg.data.root} does not exist; pass --data-root DIR "
                                 f"(or data.root=null for the demo dataset)")
     dataset = dataset_from_config(cfg.data, "train", preprocess, progress=progress)
     if len(dataset) == 0:
-        raise ValueError(f"the train split under {cfg.data.root} is empty (classes={cfg.data.classes}); "
+        raise InputError(f"the train split under {cfg.data.root} is empty (classes={cfg.data.classes}); "
                          f"check the dataset layout and data.classes")
     if len(dataset) < cfg.train.batch_size:
-        raise ValueError(f"the train split has {len(dataset)} images, fewer than train.batch_size="
+        raise InputError(f"the train split has {len(dataset)} images, fewer than train.batch_size="
                          f"{cfg.train.batch_size}; lower the batch size")
     return dataset
 
 
 def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, max_steps: int | None = None,
-          callback: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
+          callback: Callable[[int, torch.nn.Module], None] | None = None, threshold_note: bool = True) -> TrainResult:
     """Train Omni-AD with ``cfg`` and write a run directory.
 
     Args:
@@ -104,16 +106,19 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
         progress: show progress bars (main process only).
         max_steps: pause after this many optimiser steps (checkpoint written, no evaluation); resume later.
         callback: called as ``callback(step, model)`` after every optimiser step (notebooks, tests).
+        threshold_note: print the one-line note on thresholds that carry a warning (few held-out images);
+            ``False`` keeps it in ``thresholds.json`` only (a lesson that introduces thresholds later).
 
     Returns:
         A :class:`~omniad_lite.results.TrainResult`; its ``evaluation`` is the final model's
         (``None`` when paused by ``max_steps`` and in non-main processes).
     """
+    if cfg.method != "omniad":
+        raise ConfigError(f"training.train fits Omni-AD, not method={cfg.method!r}; call omniad_lite.train(cfg, "
+                          f"out_dir), which runs the config's method")
     info = dist_utils.setup(cfg.train.device)
     lock = None
     try:
-        from ..model import resolve_preprocess
-
         cfg = resolve_preprocess(cfg)
         run = RunDir(out_dir)
         if info.is_main:  # held until the run returns: a second writer is refused, naming this process
@@ -128,7 +133,7 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
         t_start = time.perf_counter()
         with keep_freed_memory(info.device.type == "cpu"):  # CPU: reuse freed buffers step to step
             _loop(r, prog, stop_at, progress and info.is_main, callback)
-        return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main)
+        return _finish(r, prog, time.perf_counter() - t_start, progress and info.is_main, threshold_note)
     finally:
         if lock is not None:
             lock.release()
@@ -137,8 +142,6 @@ def train(cfg: ExperimentConfig, out_dir: str | Path, *, resume: bool | str = Fa
 
 def _build(cfg: ExperimentConfig, run: RunDir, info, progress: bool) -> _Run:
     """Data, model, optimiser, scheduler, precision and the (wrapped) train step."""
-    from ..model import build_model, model_preprocess, reconstruction_loss
-
     t_cfg, device = cfg.train, info.device
     dist_utils.check_batch(t_cfg.batch_size, info)
     dataset = check_data(cfg, model_preprocess(cfg.model), progress)
@@ -173,8 +176,8 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
     prog = _Progress()
     state = ckpt.load_checkpoint(r.run, r.model, is_main=r.info.is_main) if resuming else None
     if resuming and state is None and r.info.is_main:
-        print(f"note: {r.run} holds no checkpoint yet (it stopped before its first, at step "
-              f"{r.cfg.train.checkpoint_every}); starting it from step 0", file=sys.stderr)
+        warn(f"{r.run} holds no checkpoint yet (it stopped before its first, at step "
+             f"{r.cfg.train.checkpoint_every}); starting it from step 0", RecoveryWarning)
     if state is not None:
         r.optimizer.load_state_dict(state["optimizer"])
         r.scheduler.load_state_dict(state["scheduler"])
@@ -195,9 +198,6 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
 
 def _teacher_cache(r: _Run, progress: bool):
     """The teacher-feature cache of the train split (``None`` when ``train.cache_teacher_features="off"``)."""
-    from ..data import default_cache_dir
-    from .teacher_cache import build_cache, cache_key, feature_bytes_per_image, resolve_cache_mode
-
     t_cfg, pre = r.cfg.train, r.model.preprocess
     size = feature_bytes_per_image(r.model.encoder.channels, r.model.encoder.reductions, pre.image_size)
     mode = resolve_cache_mode(t_cfg.cache_teacher_features, size * len(r.dataset), r.info.device)
@@ -278,7 +278,7 @@ def _window_mean(r: _Run, prog: _Progress) -> float:
     """Mean loss of the steps since the last log row, averaged over processes; raise if not finite."""
     value = float(dist_utils.mean_across(prog.window_loss / max(prog.window_count, 1), r.info))
     if not math.isfinite(value):
-        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, f"the training loss became {value}"))
+        raise RunStateError(ckpt.non_finite_message(r.run, prog.step, f"the training loss became {value}"))
     return value
 
 
@@ -300,7 +300,7 @@ def _checkpoint(r: _Run, prog: _Progress) -> None:
     if prog.window_count:
         _window_mean(r, prog)
     if not ckpt.all_finite(r.model, r.optimizer):  # a finite loss, then an update that overflowed
-        raise RuntimeError(ckpt.non_finite_message(r.run, prog.step, "the weights became inf/NaN"))
+        raise RunStateError(ckpt.non_finite_message(r.run, prog.step, "the weights became inf/NaN"))
     rngs = dist_utils.gather_objects(ts.capture_rng(), r.info)
     if r.info.is_main:
         ckpt.save_checkpoint(r.run, r.model, {
@@ -310,7 +310,7 @@ def _checkpoint(r: _Run, prog: _Progress) -> None:
             "window": {"loss": float(prog.window_loss), "count": prog.window_count}})
 
 
-def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool) -> TrainResult:
+def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool, threshold_note: bool = True) -> TrainResult:
     """The result; at the end of the run (not when paused) the final evaluation and ``metrics.json``."""
     result = TrainResult(run_dir=r.run, steps=prog.step, total_steps=r.total_steps, train_time_s=train_time)
     if prog.step < r.total_steps:
@@ -318,6 +318,6 @@ def _finish(r: _Run, prog: _Progress, train_time: float, progress: bool) -> Trai
     if r.info.is_main:
         result.evaluation = final_evaluation(r.model, r.cfg, r.run, prog.evals, prog.step,
                                              prog.step / r.steps_per_epoch, r.info.device, progress,
-                                             train_time_s=train_time)
+                                             train_time_s=train_time, threshold_note=threshold_note)
     dist_utils.barrier(r.info)
     return result

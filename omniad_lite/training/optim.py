@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 LR_REFERENCE_BATCH = 16  # released: lr = 1e-3 * batch_train / 16
@@ -66,3 +67,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train_cfg, total_steps: in
     drop = lr_drop_step(train_cfg, total_steps, steps_per_epoch)
     factor = train_cfg.lr_drop_factor
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 if s < drop else factor)
+
+
+def lr_schedule(train_cfg, total_steps: int, steps_per_epoch: int, batch_size: int | None = None) -> np.ndarray:
+    """The learning rate of every optimiser step ``0 .. total_steps - 1`` (what :func:`build_scheduler` gives).
+
+    ``lr(s) = train.lr × batch / 16`` before :func:`lr_drop_step`, × ``train.lr_drop_factor`` from it on; for
+    plotting a schedule (the paper's has 226,000 steps) without stepping a scheduler.
+    """
+    drop = lr_drop_step(train_cfg, total_steps, steps_per_epoch)
+    base = scaled_lr(train_cfg, batch_size)
+    return np.where(np.arange(total_steps) < drop, base, base * train_cfg.lr_drop_factor)

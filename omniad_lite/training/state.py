@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig
+from ..errors import InputError
 from ..run import RunDir
 
 
@@ -35,9 +36,9 @@ def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool | str, o
     if resume == "auto":
         return _prepare_auto(run, cfg, overwrite)
     if resume not in (True, False):
-        raise ValueError(f"resume={resume!r}: expected True, False or 'auto'")
+        raise InputError(f"resume={resume!r}: expected True, False or 'auto'")
     if resume and overwrite:
-        raise ValueError("pass either resume=True or overwrite=True, not both")
+        raise InputError("pass either resume=True or overwrite=True, not both")
     run.remove_temp_files()
     existing = run.existing_files()
     if resume:
@@ -45,13 +46,13 @@ def prepare_run_dir(run: RunDir, cfg: ExperimentConfig, *, resume: bool | str, o
             raise FileNotFoundError(f"cannot resume: {run} holds no run ({RunDir.CONFIG} is missing); start it "
                                     f"without --resume")
         if (run / RunDir.STATE).is_file() and not run.checkpoint_steps():
-            raise ValueError(f"cannot resume {run}: it was written by an earlier omniad_lite "
+            raise InputError(f"cannot resume {run}: it was written by an earlier omniad_lite "
                              f"({RunDir.STATE} beside the model); start it again with --overwrite")
         saved = run.load_config()
         differing = saved.diff(cfg)
         if differing:
             details = ", ".join(f"{k}: {_get(saved, k)!r} -> {_get(cfg, k)!r}" for k in differing)
-            raise ValueError(f"cannot resume {run}: the config differs from the saved one in "
+            raise InputError(f"cannot resume {run}: the config differs from the saved one in "
                              f"{details}; resume with the same settings or start a new --out")
         return True
     if existing:
@@ -76,12 +77,12 @@ def _prepare_auto(run: RunDir, cfg: ExperimentConfig, overwrite: bool) -> bool:
     state, are never replaced: that needs ``resume=False, overwrite=True`` or another directory.
     """
     if overwrite:
-        raise ValueError("resume='auto' keeps existing runs; pass resume=False with overwrite=True to replace one")
+        raise InputError("resume='auto' keeps existing runs; pass resume=False with overwrite=True to replace one")
     run.remove_temp_files()
     if has_checkpoint(run):
         differing = run.load_config().diff(cfg) if (run / RunDir.CONFIG).is_file() else ["config.json missing"]
         if differing:
-            raise ValueError(f"{run} holds a checkpoint of another config (differs in {', '.join(differing)}); "
+            raise InputError(f"{run} holds a checkpoint of another config (differs in {', '.join(differing)}); "
                              f"use the same settings to resume it, another output directory, or resume=False "
                              f"(--overwrite) to replace it")
         return True

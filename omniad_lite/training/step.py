@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import InputError
+
 NATIVE_BF16 = (8, 0)  # CUDA compute capability from which bf16 runs on tensor cores (Ampere)
 
 
@@ -31,14 +33,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16 if torch.cuda.get_device_capability(device) >= NATIVE_BF16 else torch.float16
     if precision == "fp16":
         if device.type != "cuda":
-            raise ValueError(f"train.precision='fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'")
+            raise InputError(f"train.precision='fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'")
         return torch.float16
     if precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} has no bf16 support; "
+            raise InputError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} has no bf16 support; "
                              f"use 'fp16' or 'fp32'")
         return torch.bfloat16
-    raise ValueError(f"train.precision={precision!r} is not one of 'fp32', 'bf16', 'fp16', 'auto'")
+    raise InputError(f"train.precision={precision!r} is not one of 'fp32', 'bf16', 'fp16', 'auto'")
 
 
 def autocast_factory(dtype: torch.dtype | None, device: torch.device) -> Callable:

@@ -12,9 +12,9 @@ can store it once, in fp16:
   (``DECODE_VERSION``), reused across runs.
 
 The only difference from recomputing is the fp16 rounding of the teacher features (relative error about
-5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
-(its DataLoader has its own generator), so a run that builds the cache and one that reuses it are the same
-run bit for bit.
+5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing
+from the global RNG (its DataLoader has its own generator), so a run that builds the cache and one that
+reuses it are the same run bit for bit.
 
 A disk cache is built in a temporary folder (``teacher/.<key>.tmp-<pid>-…``; its files are allocated in full
 first, so a full disk raises one line instead of SIGBUS) and renamed into place with a ``manifest.json`` of
@@ -27,16 +27,16 @@ import errno
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from ..progress import tqdm
 
 from ..data.images import DECODE_VERSION
+from ..errors import InputError, RecoveryWarning, RunStateError, warn
 from ..files import discard, remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest
+from ..progress import tqdm
 
 CACHE_DTYPE = np.float16
 SCALES = 3
@@ -142,7 +142,7 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
                                                     autocast=autocast, channels_last=channels_last,
                                                     progress=progress))
     if mode != "disk":
-        raise ValueError(f"cache_teacher_features={mode!r}: expected 'memory' or 'disk'")
+        raise InputError(f"cache_teacher_features={mode!r}: expected 'memory' or 'disk'")
     folder = cache_root / "teacher" / key
     names = [f"scale{i}.npy" for i in range(SCALES)]
     if is_main:
@@ -150,9 +150,8 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
         if folder.exists():
             manifest, problem = verify_folder(folder, names)
             if problem is not None:
-                if manifest is not None:  # no manifest: written by an earlier version, not damage
-                    print(f"warning: teacher-feature cache {folder} is damaged ({problem}); rebuilding it",
-                          file=sys.stderr)
+                if manifest is not None:  # no manifest: a cache folder without hashes, not damage
+                    warn(f"teacher-feature cache {folder} is damaged ({problem}); rebuilding it", RecoveryWarning)
                 discard(folder)
         if not folder.exists():
             _build_disk(folder, names, encoder, dataset, device, batch_size=batch_size, autocast=autocast,
@@ -161,11 +160,11 @@ def build_cache(mode: str, encoder: torch.nn.Module, dataset, device: torch.devi
     if not is_main:
         _, problem = verify_folder(folder, names)
         if problem is not None:
-            raise RuntimeError(f"teacher-feature cache {folder} is damaged ({problem}); delete the folder and "
+            raise RunStateError(f"teacher-feature cache {folder} is damaged ({problem}); delete the folder and "
                                f"start again")
     arrays = [np.load(folder / name, mmap_mode="r") for name in names]
     if len(arrays[0]) != len(dataset):
-        raise RuntimeError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
+        raise RunStateError(f"teacher cache {folder} holds {len(arrays[0])} images, the train split "
                            f"{len(dataset)}; delete the folder to rebuild it")
     return TeacherFeatureCache(arrays)
 

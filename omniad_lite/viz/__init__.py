@@ -12,18 +12,18 @@
 """
 from __future__ import annotations
 
-from .curves import loss_curve, metric_bars, pro_curve, pro_curves, roc_curves
+from .curve_plots import loss_curve, metric_bars, pro_curve, pro_curves, roc_curves
 from .features import (
-                       feature_pca_figure,
-                       pca_rgb,
-                       sensitivity_maps,
-                       token_attention_comparison,
-                       token_attention_maps,
-                       token_attention_overlay,
+    feature_pca_figure,
+    pca_rgb,
+    sensitivity_maps,
+    token_attention_comparison,
+    token_attention_maps,
+    token_attention_overlay,
 )
 from .map_steps import map_assembly_figure, pca_rgb_pair, reconstruction_figure
 from .overlays import heatmap_gallery, heatmap_overlay, overlay, to_display_image, to_numpy
-from .tables import expectation_table, readable
+from .table_display import expectation_table, readable
 
 __all__ = ["loss_curve", "metric_bars", "pro_curve", "pro_curves", "roc_curves", "feature_pca_figure", "pca_rgb",
            "sensitivity_maps", "token_attention_comparison", "token_attention_maps", "token_attention_overlay",

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..errors import InputError
+from ..model import omni_block
+
 
 @torch.no_grad()
 def query_token_attention(global_branch, x: torch.Tensor) -> torch.Tensor:
@@ -52,7 +55,7 @@ def block_input(model, images: torch.Tensor, stage: int, block: int = 0) -> torc
     """
     stages = model.decoder.stages
     if not 0 <= stage < len(stages) or not 0 <= block < len(stages[stage].blocks):
-        raise ValueError(f"no decoder block ({stage}, {block}); the decoder has depths "
+        raise InputError(f"no decoder block ({stage}, {block}); the decoder has depths "
                          f"{[len(s.blocks) for s in stages]}")
     captured: list[torch.Tensor] = []
     handle = stages[stage].blocks[block].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
@@ -83,13 +86,11 @@ def branch_sensitivity(block, x: torch.Tensor, position: tuple[int, int]) -> dic
         ``{"global branch": (H, W), "local branch": (H, W)}``, each normalised to sum to 1.
     """
     if block.global_branch is None or block.local_branch is None:
-        raise ValueError("branch_sensitivity needs a block with both branches")
+        raise InputError("branch_sensitivity needs a block with both branches")
     row, col = position
     identity = 2.0  # GlobalBranch returns attention terms + m + x, with m = upsampled tokens + x
     branches = {"global branch": lambda t: block.global_branch(t) - identity * t,
                 "local branch": block.local_branch}
-    from ..model import omni_block
-
     fused = omni_block.instance_norm_silu
     # the local branch looks the function up at call time: swap in the frozen-statistics version meanwhile
     omni_block.instance_norm_silu = partial(_frozen_norm_silu, eps=omni_block.INSTANCE_NORM_EPS)

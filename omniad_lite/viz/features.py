@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from .overlays import PANEL_INCHES, to_numpy
 
 ATTENTION_CMAP = "magma"
@@ -33,7 +34,7 @@ def pca_rgb(features) -> np.ndarray:
     """
     f = to_numpy(features).astype(np.float64)
     if f.ndim != 3 or f.shape[0] < 3:
-        raise ValueError(f"pca_rgb needs a (C, H, W) feature map with C >= 3, got shape {f.shape}")
+        raise InputError(f"pca_rgb needs a (C, H, W) feature map with C >= 3, got shape {f.shape}")
     c, h, w = f.shape
     x = f.reshape(c, h * w).T  # (H*W, C)
     x = x - x.mean(axis=0, keepdims=True)
@@ -204,5 +205,5 @@ def sensitivity_maps(maps: Mapping[str, object], position: tuple[int, int], *,
 def _attention_array(attention) -> np.ndarray:
     att = to_numpy(attention).astype(np.float64)
     if att.ndim != 3:
-        raise ValueError(f"attention must be (tokens, H, W), got shape {att.shape}")
+        raise InputError(f"attention must be (tokens, H, W), got shape {att.shape}")
     return att

@@ -2,7 +2,7 @@
 
 The figures of notebook 01's worked example. Nothing here computes a model output: the notebook computes the
 teacher features ``f_i``, the reconstructions ``f̂_i``, the per-scale maps ``1 - cos(f_i, f̂_i)``, their
-upsampled mean and its blur (and asserts that they equal :func:`omniad_lite.evaluation.scoring.anomaly_map`);
+upsampled mean and its blur (and asserts that they equal :func:`omniad_lite.model.anomaly_map.anomaly_map`);
 these functions only draw them. A teacher map and its reconstruction are projected on **one** PCA basis per
 scale (:func:`pca_rgb_pair`), so equal colours mean equal features and the two pictures can be compared.
 Ours (the released code has no figures of this kind).
@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from .overlays import GT_CONTOUR_COLOR, HEATMAP_CMAP, PANEL_INCHES, overlay, to_numpy
 
 DISTANCE_CMAP = "inferno"  # 1 - cos maps drawn on their own (not over the image)
@@ -39,7 +40,7 @@ def pca_rgb_pair(teacher, reconstruction) -> tuple[np.ndarray, np.ndarray]:
     """
     f, r = to_numpy(teacher).astype(np.float64), to_numpy(reconstruction).astype(np.float64)
     if f.ndim != 3 or f.shape != r.shape or f.shape[0] < NUM_COMPONENTS:
-        raise ValueError(f"pca_rgb_pair needs two (C, H, W) maps of one shape with C >= 3, got {f.shape} and "
+        raise InputError(f"pca_rgb_pair needs two (C, H, W) maps of one shape with C >= 3, got {f.shape} and "
                          f"{r.shape}")
     c, h, w = f.shape
     both = np.concatenate([f.reshape(c, h * w), r.reshape(c, h * w)], axis=1).T  # (2·H·W, C)
@@ -70,7 +71,7 @@ def reconstruction_figure(teacher: Sequence, reconstructions: Sequence, distance
     """
     n = len(teacher)
     if not n or len(reconstructions) != n or len(distances) != n:
-        raise ValueError(f"reconstruction_figure needs one reconstruction and one distance map per scale, got "
+        raise InputError(f"reconstruction_figure needs one reconstruction and one distance map per scale, got "
                          f"{n} scales, {len(reconstructions)} reconstructions, {len(distances)} distance maps")
     dists = [to_numpy(d).astype(np.float32) for d in distances]
     vmax = max(float(d.max()) for d in dists) if vmax is None else vmax
@@ -108,7 +109,7 @@ def map_assembly_figure(image: np.ndarray, mean_map, blurred, mask=None, *, vmax
     """
     mean_map, blurred = to_numpy(mean_map).astype(np.float32), to_numpy(blurred).astype(np.float32)
     if mean_map.shape != blurred.shape or mean_map.shape != image.shape[:2]:
-        raise ValueError(f"image {image.shape[:2]}, mean map {mean_map.shape} and blurred map {blurred.shape} "
+        raise InputError(f"image {image.shape[:2]}, mean map {mean_map.shape} and blurred map {blurred.shape} "
                          "must have one size")
     vmax = max(float(mean_map.max()), float(blurred.max())) if vmax is None else vmax
     mask = None if mask is None or not to_numpy(mask).any() else to_numpy(mask).astype(np.float32)

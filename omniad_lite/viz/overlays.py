@@ -10,7 +10,12 @@ from typing import Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import InputError
 
 HEATMAP_CMAP = "jet"
 HEATMAP_ALPHA = 0.5  # opacity of the anomaly map over the image
@@ -39,7 +44,7 @@ def to_display_image(image, mean: Sequence[float] | None = None, std: Sequence[f
     """
     arr = to_numpy(image)
     if arr.ndim != 3:
-        raise ValueError(f"image must have 3 dims (3, H, W) or (H, W, 3), got shape {arr.shape}")
+        raise InputError(f"image must have 3 dims (3, H, W) or (H, W, 3), got shape {arr.shape}")
     if arr.shape[0] == 3 and arr.shape[-1] != 3:
         arr = arr.transpose(1, 2, 0)  # (H, W, 3)
     if arr.dtype == np.uint8:
@@ -70,7 +75,7 @@ def overlay(ax, image, anomaly_map, mask=None, *, vmin: float | None = None, vma
     """
     amap = to_numpy(anomaly_map).astype(np.float32)
     if amap.shape != image.shape[:2]:
-        raise ValueError(f"anomaly map shape {amap.shape} does not match image shape {image.shape[:2]}")
+        raise InputError(f"anomaly map shape {amap.shape} does not match image shape {image.shape[:2]}")
     ax.imshow(image)
     im = ax.imshow(amap, cmap=HEATMAP_CMAP, alpha=alpha, vmin=vmin, vmax=vmax)
     if mask is not None and to_numpy(mask).any():
@@ -100,7 +105,7 @@ def heatmap_gallery(images: Sequence[np.ndarray], maps, masks=None, titles: Sequ
     maps = to_numpy(maps)
     n = len(images)
     if n == 0 or len(maps) != n:
-        raise ValueError(f"heatmap_gallery needs the same non-zero number of images and maps, got {n} and {len(maps)}")
+        raise InputError(f"heatmap_gallery needs the same non-zero number of images and maps, got {n} and {len(maps)}")
     vmin = float(maps.min()) if vmin is None else vmin
     vmax = float(maps.max()) if vmax is None else vmax
     fig, axes = plt.subplots(3, n, figsize=(PANEL_INCHES * n, PANEL_INCHES * 3), squeeze=False)
@@ -149,14 +154,10 @@ MIN_FONT_PX = 10
 
 def decision_cmap():
     """The fixed colour map of decision overlays: blue (typical normal) → pale yellow (threshold) → red (2×)."""
-    from matplotlib.colors import LinearSegmentedColormap
-
     return LinearSegmentedColormap.from_list("omniad_decision", list(DECISION_COLORS))
 
 
 def _font(size: int):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
@@ -164,7 +165,7 @@ def _font(size: int):
 
 
 def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: str,
-                     is_anomalous: bool | None) -> np.ndarray:
+                     is_anomalous: bool | None, colour_bar: bool = True) -> np.ndarray:
     """The image at its own resolution, its normalised map on the fixed scale, the decision and a colour bar.
 
     Args:
@@ -173,21 +174,21 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
             ``None`` (no threshold: the image is drawn without a map).
         label: the decision text written on the image (e.g. ``"ANOMALOUS 1.42 (bottle)"``).
         is_anomalous: colours the label (red / green; grey for ``None``).
+        colour_bar: append the colour bar strip (a file of its own needs it; a gallery of overlays on the
+            same fixed scale shows one, see :func:`decision_gallery`).
 
     Returns:
-        ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right.
+        ``(H, W + bar, 3)`` uint8: the overlay, then a colour bar strip on the right (``(H, W, 3)`` without).
     """
-    from PIL import Image, ImageDraw
-
     h, w = rgb.shape[:2]
     out = rgb.astype(np.float32) / UINT8_MAX
     if normalized_map is not None:
         if normalized_map.shape != (h, w):
-            raise ValueError(f"map shape {normalized_map.shape} does not match image shape {(h, w)}")
+            raise InputError(f"map shape {normalized_map.shape} does not match image shape {(h, w)}")
         heat = decision_cmap()(np.clip(normalized_map / DECISION_VMAX, 0.0, 1.0))[..., :3]  # (H, W, 3)
         out = (1 - DECISION_ALPHA) * out + DECISION_ALPHA * heat
     font_px = max(MIN_FONT_PX, int(FONT_FRACTION * max(h, w)))
-    canvas = Image.new("RGB", (w + 5 * font_px, h), (255, 255, 255))
+    canvas = Image.new("RGB", (w + 5 * font_px * colour_bar, h), (255, 255, 255))
     canvas.paste(Image.fromarray(np.round(out * UINT8_MAX).astype(np.uint8)), (0, 0))
     draw, font = ImageDraw.Draw(canvas), _font(font_px)
     box = draw.textbbox((0, 0), label, font=font)
@@ -195,14 +196,13 @@ def decision_overlay(rgb: np.ndarray, normalized_map: np.ndarray | None, label: 
     pad = max(2, font_px // 4)
     draw.rectangle((0, 0, box[2] + 2 * pad, box[3] + 2 * pad), fill=fill)
     draw.text((pad, pad), label, fill=TEXT_RGB, font=font)
-    _colour_bar(draw, canvas, w, h, font_px, font)
+    if colour_bar:
+        _colour_bar(draw, canvas, w, h, font_px, font)
     return np.asarray(canvas)
 
 
 def _colour_bar(draw, canvas, x0: int, h: int, font_px: int, font) -> None:
     """A vertical gradient of the fixed scale (2 at the top, 0 at the bottom) with three labelled ticks."""
-    from PIL import Image
-
     top, bottom = font_px, h - font_px
     if bottom - top < 2:
         return
@@ -227,11 +227,20 @@ def decision_label(score: float | None, normalized: float | None, is_anomalous: 
     return f"{what} {value}" + (f" [{cls_name}]" if cls_name else "")
 
 
-def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4) -> Figure:
-    """Overlays from :func:`decision_overlay` in a grid (for notebooks)."""
+def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4,
+                     colour_bar: bool = False) -> Figure:
+    """Overlays from :func:`decision_overlay` in a grid (for notebooks).
+
+    Args:
+        overlays: images from :func:`decision_overlay`.
+        titles: one per overlay.
+        columns: panels per row.
+        colour_bar: add one colour bar of the fixed decision scale for the whole grid (for overlays drawn
+            with ``colour_bar=False``: every panel shares the scale, so one bar says it all).
+    """
     n = len(overlays)
     if n == 0:
-        raise ValueError("decision_gallery needs at least one overlay")
+        raise InputError("decision_gallery needs at least one overlay")
     cols = min(columns, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES * 1.3 * cols, PANEL_INCHES * rows), squeeze=False)
@@ -242,4 +251,9 @@ def decision_gallery(overlays: Sequence[np.ndarray], titles: Sequence[str] | Non
             if titles:
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
+    if colour_bar:
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, DECISION_VMAX), decision_cmap()), ax=axes.ravel().tolist(),
+                           fraction=0.02, pad=0.01, ticks=[0.0, 1.0, DECISION_VMAX])
+        bar.ax.set_yticklabels(["0: typical normal", "1: threshold", f"{DECISION_VMAX:g}"])
+        bar.set_label("normalised score (map overlay, clipped to 0–2)")
     return fig

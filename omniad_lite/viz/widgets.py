@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
+from .. import progress
+from ..errors import InputError, SetupError
+from .curve_plots import loss_curve
 from .overlays import heatmap_gallery, overlay, to_numpy
 
 STATIC_PER_CLASS = 2  # images per class in the static fallback gallery
@@ -53,13 +59,13 @@ class ExplorerData:
                  "scores": len(self.scores), "labels": len(self.labels)}
         bad = {k: v for k, v in sizes.items() if v != n}
         if n == 0 or bad:
-            raise ValueError(f"ExplorerData: {n} images but {bad or 'none'}; give one entry per image")
+            raise InputError(f"ExplorerData: {n} images but {bad or 'none'}; give one entry per image")
 
     @classmethod
     def from_eval(cls, result, dataset) -> ExplorerData:
         """The images of ``dataset`` with the maps of ``result`` (``evaluate(..., keep_maps=True)``)."""
         if result.maps is None:
-            raise ValueError("the explorer needs the maps: evaluate(..., keep_maps=True)")
+            raise InputError("the explorer needs the maps: evaluate(..., keep_maps=True)")
         images = np.stack([dataset.raw(i)[0] for i in range(len(dataset))])  # (N, S, S, 3) uint8
         return cls(images=images, maps=result.maps.astype(np.float32), masks=result.masks,
                    cls_names=list(result.per_image["cls_name"]), scores=result.per_image["score"].to_numpy(),
@@ -73,15 +79,15 @@ class ExplorerData:
         """Positions of the images of ``cls_name``, anomalous first, then by decreasing score."""
         idx = [i for i, c in enumerate(self.cls_names) if c == cls_name]
         if not idx:
-            raise ValueError(f"class {cls_name!r} not in the results; classes: {self.classes}")
+            raise InputError(f"class {cls_name!r} not in the results; classes: {self.classes}")
         return sorted(idx, key=lambda i: (-self.labels[i], -self.scores[i]))
 
 
 def widgets_available() -> bool:
     """True when ipywidgets is importable and we run inside a Jupyter kernel (which can display widgets)."""
     try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
+        import ipywidgets  # noqa: F401 (lazy: optional, the notebooks extra)
+        from IPython import get_ipython  # lazy: optional, the notebooks extra
     except ImportError:
         return False
     shell = get_ipython()
@@ -119,8 +125,12 @@ def static_gallery(data: ExplorerData, per_class: int = STATIC_PER_CLASS, thresh
     """The fallback: the ``per_class`` highest-ranked images of every class (anomalous first)."""
     idx = [i for c in data.classes for i in data.indices(c)[:per_class]]
     titles = [f"{data.cls_names[i]} {data.scores[i]:.2f}" for i in idx]
-    return heatmap_gallery([data.images[i] for i in idx], data.maps[idx], data.masks[idx], titles,
-                           vmin=float(data.maps.min()), vmax=float(data.maps.max()), threshold=threshold)
+    fig = heatmap_gallery([data.images[i] for i in idx], data.maps[idx], data.masks[idx], titles,
+                          vmin=float(data.maps.min()), vmax=float(data.maps.max()), threshold=threshold)
+    if threshold is not None:  # a static picture cannot show the slider: say which threshold it drew
+        fig.suptitle(f"the {per_class} highest-scored test images of each class; green outline: map ≥ "
+                     f"{threshold:.3f} (the explorer's threshold), white: ground truth", fontsize=10)
+    return fig
 
 
 def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool | None = None):
@@ -142,9 +152,9 @@ def explorer(data: ExplorerData, *, threshold: float | None = None, static: bool
     if static:
         return static_gallery(data, threshold=threshold)
     try:
-        import ipywidgets as W
+        import ipywidgets as W  # lazy: optional, the notebooks extra
     except ImportError as e:
-        raise RuntimeError("explorer(static=False) needs ipywidgets: pip install ipywidgets") from e
+        raise SetupError("explorer(static=False) needs ipywidgets: pip install ipywidgets") from e
 
     cls_box = W.Dropdown(options=data.classes, value=data.classes[0], description="class")
     img_slider = W.IntSlider(min=0, max=len(data.indices(data.classes[0])) - 1, value=0, description="image",
@@ -202,11 +212,9 @@ def add_png_fallback(widget, fig: Figure) -> None:
         return {**data, "image/png": base64.b64encode(png).decode("ascii")}
 
     def ipython_display():
-        from IPython.display import Image, display
+        from IPython.display import Image, display  # lazy: optional, the notebooks extra
 
-        from ..progress import interactive_frontend
-
-        if interactive_frontend():
+        if progress.interactive_frontend():
             display(bundle(), raw=True)
             return
         view = {k: v for k, v in (widget_bundle() or {}).items() if k != "image/png"}
@@ -219,7 +227,7 @@ def add_png_fallback(widget, fig: Figure) -> None:
 
 def display_figure(fig: Figure) -> None:
     """Show ``fig`` through IPython's display (a PNG in notebooks), then close it so it is not shown twice."""
-    from IPython.display import display
+    from IPython.display import display  # lazy: optional, the notebooks extra
 
     display(fig)
     plt.close(fig)
@@ -237,8 +245,6 @@ class LiveLossPlot:
     """
 
     def __init__(self, run_dir, every_s: float = 5.0):
-        from pathlib import Path
-
         self.history = Path(run_dir) / "history.csv"
         self.every_s = every_s
         self._last = 0.0
@@ -246,26 +252,19 @@ class LiveLossPlot:
         self.redraws = 0
 
     def __call__(self, step: int | None = None, model=None) -> None:
-        import time
-
-        from .curves import loss_curve
-
-        from ..progress import interactive_frontend
-
         now = time.monotonic()
-        if step is not None and (now - self._last < self.every_s or not interactive_frontend()):
+        if step is not None and (now - self._last < self.every_s or not progress.interactive_frontend()):
             return  # nobody watches a batch run: only the final call draws
         self._last = now
         if not widgets_available() or not self.history.is_file():
             return
         try:
-            import pandas as pd
             history = pd.read_csv(self.history)
         except (OSError, ValueError):  # the file is being appended: try at the next step
             return
         if len(history) < 1:
             return
-        from IPython.display import display
+        from IPython.display import display  # lazy: optional, the notebooks extra
 
         fig = loss_curve(history)
         if self._handle is None:

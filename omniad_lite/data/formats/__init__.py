@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -16,7 +18,7 @@ def reject_options(fmt: str, options: dict[str, Any], allowed: tuple[str, ...] =
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"
-        raise ValueError(f"unknown option(s) {unknown} for format {fmt!r}; valid options: {valid}")
+        raise DataError(f"unknown option(s) {unknown} for format {fmt!r}; valid options: {valid}")
 
 
 def require_file(path: Path, what: str) -> Path:

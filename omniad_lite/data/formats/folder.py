@@ -20,13 +20,13 @@ one note; mixed image sizes are allowed (all are resized to the network input) a
 """
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...errors import DataError, DataWarning, warn
 from ..images import header_size
 from ..sample import NORMAL_DEFECT, Sample
 from . import IMAGE_EXTENSIONS, is_image, reject_options
@@ -38,7 +38,6 @@ OPTIONS = ("test_fraction", "split_seed")
 MIN_NORMAL_IMAGES = 10  # per class: enough to train a little and hold some out for the threshold
 DEFAULT_TEST_FRACTION = 0.2  # flat layout: share of good/ kept for the test split
 DEFAULT_SPLIT_SEED = 0
-_NOTED: set[str] = set()  # keys of the notes already printed in this process (each is printed once)
 
 
 def looks_like(root: Path) -> bool:
@@ -54,6 +53,9 @@ def flat_class_name(root: Path) -> str:
     return root.name or "images"
 
 
+_NOTED: set[str] = set()  # keys of the notes already given in this process
+
+
 def list_classes(root: Path, **options: Any) -> list[str]:
     reject_options("folder", options, OPTIONS)
     if is_flat(root):
@@ -63,10 +65,11 @@ def list_classes(root: Path, **options: Any) -> list[str]:
 
 
 def note_once(key: str, message: str) -> None:
-    """Print ``note: message`` to stderr the first time this process sees ``key``."""
+    """A :class:`~omniad_lite.errors.DataWarning` the first time this process sees ``key`` (one per folder,
+    whichever split or call reads it)."""
     if key not in _NOTED:
         _NOTED.add(key)
-        print(f"note: {message}", file=sys.stderr)
+        warn(message, DataWarning)
 
 
 def _images_in(folder: Path, skipped: list[Path]) -> list[Path]:
@@ -81,7 +84,7 @@ def _images_in(folder: Path, skipped: list[Path]) -> list[Path]:
 
 def _require_images(folder: Path, images: list[Path], what: str) -> None:
     if not images:
-        raise ValueError(f"no images in {folder}: put the {what} there ({', '.join(IMAGE_EXTENSIONS)} files)")
+        raise DataError(f"no images in {folder}: put the {what} there ({', '.join(IMAGE_EXTENSIONS)} files)")
 
 
 def _check_files(root: Path, pairs: list[tuple[Path, Path | None]], skipped: list[Path]) -> None:
@@ -96,15 +99,15 @@ def _check_files(root: Path, pairs: list[tuple[Path, Path | None]], skipped: lis
         if mask is not None and size is not None:
             msize = _readable(mask, "mask", bad)
             if msize is not None and msize != size:
-                raise ValueError(f"mask {mask} is {msize[0]}x{msize[1]} but its image {image} is {size[0]}x{size[1]}; "
+                raise DataError(f"mask {mask} is {msize[0]}x{msize[1]} but its image {image} is {size[0]}x{size[1]}; "
                                  f"a mask must have its image's size: re-export the mask at the image's size")
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ValueError(f"{len(bad)} unreadable image file(s) under {root}: {bad[0]}{more}; delete or replace "
+        raise DataError(f"{len(bad)} unreadable image file(s) under {root}: {bad[0]}{more}; delete or replace "
                          f"them, or move them out of the dataset folder")
     if skipped:
-        note_once(f"skipped:{root}", f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); only "
-                  f"{', '.join(IMAGE_EXTENSIONS)} files are read")
+        note_once(f"skipped:{root}", f"skipped {len(skipped)} non-image file(s) under {root} (e.g. {skipped[0]}); "
+                  f"only {', '.join(IMAGE_EXTENSIONS)} files are read")
     if len(sizes) > 1:
         common = ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common(3))
         note_once(f"sizes:{root}", f"the images under {root} have {len(sizes)} different sizes (e.g. {common}); "
@@ -135,9 +138,9 @@ def _split_fraction(options: dict[str, Any]) -> tuple[float, int]:
     fraction = options.get("test_fraction", DEFAULT_TEST_FRACTION)
     seed = options.get("split_seed", DEFAULT_SPLIT_SEED)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ValueError(f"folder option test_fraction={fraction!r} must be a number in [0, 1), e.g. 0.2")
+        raise DataError(f"folder option test_fraction={fraction!r} must be a number in [0, 1), e.g. 0.2")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"folder option split_seed={seed!r} must be an integer")
+        raise DataError(f"folder option split_seed={seed!r} must be an integer")
     return float(fraction), seed
 
 
@@ -147,7 +150,7 @@ def _read_flat(root: Path, split: str, masks_required: bool, options: dict[str, 
                         if not p.name.startswith(".") and (p.is_dir() and p.name not in (GOOD, BAD, MASKS)
                                                            or is_image(p)))
     if unexpected:
-        raise ValueError(f"unexpected {unexpected[0]!r} in the flat image folder {root}: normal images go in good/, "
+        raise DataError(f"unexpected {unexpected[0]!r} in the flat image folder {root}: normal images go in good/, "
                          f"anomalous ones in bad/ (subfolders per defect allowed), masks in masks/; move it")
     cls, skipped = flat_class_name(root), []
     good = _images_in(root / GOOD, skipped)
@@ -171,7 +174,7 @@ def _read_flat(root: Path, split: str, masks_required: bool, options: dict[str, 
 
 def _require_minimum(cls: str, folder: Path, n: int) -> None:
     if n < MIN_NORMAL_IMAGES:
-        raise ValueError(f"class {cls!r} has {n} normal image(s) in {folder}; at least {MIN_NORMAL_IMAGES} are "
+        raise DataError(f"class {cls!r} has {n} normal image(s) in {folder}; at least {MIN_NORMAL_IMAGES} are "
                          f"needed to train and to hold some out for the threshold: add normal images")
 
 
@@ -187,12 +190,12 @@ def _read_tree(root: Path, split: str, classes: list[str], masks_required: bool)
     for cls in classes:
         good = root / cls / "train" / GOOD
         if not good.is_dir():
-            raise ValueError(f"class {cls!r} has no train/good/ folder ({good}): put its normal images there, "
+            raise DataError(f"class {cls!r} has no train/good/ folder ({good}): put its normal images there, "
                              f"or leave the class out with classes=[...]")
         if split == "train":
             others = sorted(d.name for d in (root / cls / "train").iterdir() if d.is_dir() and d.name != GOOD)
             if others:
-                raise ValueError(f"{root / cls / 'train'} has folder(s) {others} besides good/: training uses "
+                raise DataError(f"{root / cls / 'train'} has folder(s) {others} besides good/: training uses "
                                  f"normal images only; move anomalous images to {root / cls / 'test'}/<defect>/")
             images = _images_in(good, skipped)
             _require_images(good, images, "normal (defect-free) images")

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
 
@@ -28,10 +29,10 @@ def _load(root: Path, meta_file: str) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); regenerate it with data_scripts/prepare_*.py "
+        raise DataError(f"{path} is not valid JSON ({e}); regenerate it with data_scripts/prepare_*.py "
                          f"--write-meta") from None
     if not isinstance(meta, dict) or not all(isinstance(meta.get(s), dict) for s in ("train", "test")):
-        raise ValueError(f"{path} must hold {{'train': {{class: [records]}}, 'test': {{...}}}}")
+        raise DataError(f"{path} must hold {{'train': {{class: [records]}}, 'test': {{...}}}}")
     return meta
 
 
@@ -51,7 +52,7 @@ def read(root: Path, split: str, classes: list[str], meta_file: str = META_FILE,
         for i, rec in enumerate(meta[split].get(cls, [])):
             missing = [k for k in KEYS if k not in rec]
             if missing:
-                raise ValueError(f"{path}: {split}/{cls} record #{i} lacks key(s) {missing}; each record needs "
+                raise DataError(f"{path}: {split}/{cls} record #{i} lacks key(s) {missing}; each record needs "
                                  f"{', '.join(KEYS)}")
             image = require_file(root / rec["img_path"], f"image of {split}/{cls} record #{i} in {path}:")
             if int(rec["anomaly"]) == 0:
@@ -59,7 +60,7 @@ def read(root: Path, split: str, classes: list[str], meta_file: str = META_FILE,
                 continue
             if not rec["mask_path"]:
                 if masks_required:
-                    raise ValueError(f"anomalous image {image} ({split}/{cls} record #{i} in {path}) has no "
+                    raise DataError(f"anomalous image {image} ({split}/{cls} record #{i} in {path}) has no "
                                      f"mask_path; add the mask, set anomaly to 0 or load with masks='optional'")
                 samples.append(Sample(str(image), None, cls, rec["specie_name"] or "anomaly", 1))
                 continue

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
 
@@ -61,7 +62,7 @@ def _check_views(views: Any) -> tuple[int, ...]:
     views = tuple(int(v) for v in views)
     bad = [v for v in views if v not in ALL_VIEWS]
     if bad or not views:
-        raise ValueError(f"Real-IAD views={list(views)} must be a non-empty subset of {list(ALL_VIEWS)}")
+        raise DataError(f"Real-IAD views={list(views)} must be a non-empty subset of {list(ALL_VIEWS)}")
     return views
 
 
@@ -82,14 +83,14 @@ def read(root: Path, split: str, classes: list[str], resolution: str = RESOLUTIO
         try:
             data = json.loads(jpath.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{jpath} is not valid JSON ({e}); re-extract realiad_jsons") from None
+            raise DataError(f"{jpath} is not valid JSON ({e}); re-extract realiad_jsons") from None
         if split not in data:
-            raise ValueError(f"{jpath} has no {split!r} list; a Real-IAD json holds 'meta', 'train', 'test'")
+            raise DataError(f"{jpath} has no {split!r} list; a Real-IAD json holds 'meta', 'train', 'test'")
         normal_class = data.get("meta", {}).get("normal_class", DEFAULT_NORMAL_CLASS)
         for i, rec in enumerate(data[split]):
             missing = [k for k in KEYS if k not in rec] if isinstance(rec, dict) else list(KEYS)
             if missing:
-                raise ValueError(f"{jpath}: {split} sample #{i} lacks key(s) {missing}; each Real-IAD sample "
+                raise DataError(f"{jpath}: {split} sample #{i} lacks key(s) {missing}; each Real-IAD sample "
                                  f"needs {', '.join(KEYS)} (is this a Real-IAD json?)")
             view = view_of(rec["image_path"])
             if view is not None and view not in keep:

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from ...errors import DataError
 from ..sample import NORMAL_DEFECT, Sample
 from . import reject_options, require_file
 
@@ -30,7 +31,7 @@ def _rows(root: Path, split_file: str) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path} lacks column(s) {missing}; a VisA split csv has the header "
+            raise DataError(f"{path} lacks column(s) {missing}; a VisA split csv has the header "
                              f"{','.join(COLUMNS)}")
         return list(reader)
 
@@ -54,11 +55,11 @@ def read(root: Path, split: str, classes: list[str], split_file: str = SPLIT_FIL
             samples.append(Sample(str(image), None, row["object"], NORMAL_DEFECT, 0))
         elif row["label"] == "anomaly":
             if not row["mask"] and masks_required:
-                raise ValueError(f"anomalous image {image} (line {line} of {csv_path}) has no mask; fill "
+                raise DataError(f"anomalous image {image} (line {line} of {csv_path}) has no mask; fill "
                                  f"its mask column, remove the row or load with masks='optional'")
             mask = require_file(root / row["mask"], f"mask listed on line {line} of {csv_path}:") \
                 if row["mask"] else None
             samples.append(Sample(str(image), mask and str(mask), row["object"], ANOMALY_DEFECT, 1))
         else:
-            raise ValueError(f"line {line} of {csv_path}: label {row['label']!r} must be 'normal' or 'anomaly'")
+            raise DataError(f"line {line} of {csv_path}: label {row['label']!r} must be 'normal' or 'anomaly'")
     return samples

@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from ..data.images import decode_image, upright
+from ..errors import InputError
+from ..progress import tqdm
 from ..results import Prediction
+from ..run import RunDir
+from .calibration import load_thresholds
 from .inference import iter_maps
+from .run_loading import LoadedRun, load_run
 from .thresholds import POOLED, Thresholds
 
 READ_ERRORS = (FileNotFoundError, RuntimeError, ValueError, OSError)
@@ -36,9 +43,6 @@ READ_ERRORS = (FileNotFoundError, RuntimeError, ValueError, OSError)
 
 def resolve_model(model_or_run, thresholds: Thresholds | dict | None = None, device="cpu"):
     """``(model, thresholds or None)`` from a model, a :class:`~omniad_lite.run.LoadedRun` or a run directory."""
-    from ..run import LoadedRun, RunDir, load_run
-    from .calibration import load_thresholds
-
     if isinstance(model_or_run, (str, Path, RunDir)):
         model_or_run = load_run(model_or_run, device=device)
     if isinstance(model_or_run, LoadedRun):
@@ -47,7 +51,7 @@ def resolve_model(model_or_run, thresholds: Thresholds | dict | None = None, dev
     if isinstance(thresholds, dict):
         thresholds = Thresholds(thresholds)
     if not hasattr(model_or_run, "preprocess"):
-        raise ValueError(f"predict() needs an OmniAD model, a LoadedRun or a run directory, got "
+        raise InputError(f"predict() needs an OmniAD model, a LoadedRun or a run directory, got "
                          f"{type(model_or_run).__name__}")
     return model_or_run, thresholds
 
@@ -67,23 +71,16 @@ def choose_class(path: str | None, cls_name: str | None, thresholds: Thresholds 
     return POOLED
 
 
-def _prepare(item, preprocess, keep_rgb: bool) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
-    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8 or None)``.
-
-    The original-size RGB copy is made only when ``keep_rgb`` asks for it (overlays): scoring needs none.
-    """
-    from PIL import Image
-
-    from ..data.images import decode_image, upright
-
+def _prepare(item, preprocess) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
+    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8)``."""
     if isinstance(item, (str, Path)):  # the network input decoded exactly as the datasets decode it
         full = decode_image(item)  # upright (EXIF orientation), original size, for the overlay and the map size
-        return preprocess.normalise(preprocess.load(item)), full.size, np.asarray(full) if keep_rgb else None
+        return preprocess.normalise(preprocess.load(item)), full.size, np.asarray(full)
     if isinstance(item, Image.Image):
         item = upright(item)  # a PIL image opened by the caller may still carry its EXIF orientation
-        rgb = np.asarray(item.convert("RGB")) if keep_rgb else None  # (H, W, 3)
+        rgb = np.asarray(item.convert("RGB"))  # (H, W, 3)
         return preprocess.normalise(preprocess.from_pil(item)), item.size, rgb
-    raise ValueError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")
+    raise InputError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")
 
 
 def _items(images_or_paths) -> list:
@@ -93,16 +90,16 @@ def _items(images_or_paths) -> list:
         if isinstance(item, torch.Tensor):
             t = item if item.ndim == 4 else item.unsqueeze(0)  # (N, 3, S, S)
             if t.ndim != 4 or t.shape[1] != 3:
-                raise ValueError(f"predict() tensor input must be (3, S, S) or (N, 3, S, S), got {tuple(item.shape)}")
+                raise InputError(f"predict() tensor input must be (3, S, S) or (N, 3, S, S), got {tuple(item.shape)}")
             out.extend(t.float().cpu())
         else:
             out.append(item)
     if not out:
-        raise ValueError("predict() got no images")
+        raise InputError("predict() got no images")
     return out
 
 
-def _chunk(chunk: list, preprocess, keep_rgb: bool) -> list[dict[str, Any]]:
+def _chunk(chunk: list, preprocess) -> list[dict[str, Any]]:
     """Prepare one chunk of inputs; a file that cannot be read gets an ``error`` instead of a tensor."""
     prepared = []
     for item in chunk:
@@ -111,7 +108,7 @@ def _chunk(chunk: list, preprocess, keep_rgb: bool) -> list[dict[str, Any]]:
             prepared.append({"path": None, "tensor": item, "size": None, "rgb": None})
             continue
         try:
-            tensor, size, rgb = _prepare(item, preprocess, keep_rgb)
+            tensor, size, rgb = _prepare(item, preprocess)
             prepared.append({"path": path, "tensor": tensor, "size": size, "rgb": rgb})
         except READ_ERRORS as e:
             if path is None:
@@ -122,21 +119,18 @@ def _chunk(chunk: list, preprocess, keep_rgb: bool) -> list[dict[str, Any]]:
 
 def iter_predictions(model_or_run, images_or_paths, *, cls_name: str | None = None,
                      thresholds: Thresholds | dict | None = None, original_size: bool = True, device="auto",
-                     batch_size: int = 16, progress: bool = False,
-                     keep_rgb: bool = False) -> Iterator[Prediction | tuple[Prediction, np.ndarray | None]]:
+                     batch_size: int = 16, progress: bool = False, keep_image: bool = False) -> Iterator[Prediction]:
     """Like :func:`predict`, one image at a time (memory stays bounded by ``batch_size`` images).
 
-    With ``keep_rgb=True`` yields ``(prediction, original RGB (H, W, 3) uint8 or None)`` pairs (for overlays).
+    With ``keep_image=True`` each :class:`Prediction` also holds its original RGB image (for overlays).
     """
-    from tqdm.auto import tqdm
-
     model, thresholds = resolve_model(model_or_run, thresholds)
     items = _items(images_or_paths)
     if thresholds is not None and cls_name is not None:
         thresholds.entry(cls_name)  # fail before scoring anything
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="predict", disable=not progress, leave=False):
-        prepared = _chunk(items[start:start + batch_size], model.preprocess, keep_rgb)
+        prepared = _chunk(items[start:start + batch_size], model.preprocess)
         ok = [p for p in prepared if "error" not in p]
         if ok:
             batch = torch.stack([p["tensor"] for p in ok])  # (B, 3, S, S)
@@ -145,7 +139,9 @@ def iter_predictions(model_or_run, images_or_paths, *, cls_name: str | None = No
                     p["map"], p["score"] = amap, float(score)
         for p in prepared:
             pred = _decide(p, cls_name, thresholds, original_size)
-            yield (pred, p.get("rgb")) if keep_rgb else pred
+            if keep_image:
+                pred.image = p.get("rgb")
+            yield pred
 
 
 def _decide(p: dict, cls_name: str | None, thresholds: Thresholds | None, original_size: bool) -> Prediction:

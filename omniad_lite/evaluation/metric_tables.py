@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InputError
 from .metrics import METRIC_NAMES
 
 TABLE_SCALE = 100.0  # tables show percentages, like the papers
@@ -25,7 +26,7 @@ def metrics_table(per_class: dict[str, dict[str, float]], *, protocol: str | Non
         ``pandas.DataFrame`` indexed by class name (the ``mean`` row last; it averages unrounded values).
     """
     if not per_class:
-        raise ValueError("metrics_table needs at least one class")
+        raise InputError("metrics_table needs at least one class")
     cols = list(METRIC_NAMES) + ["mad"]
     df = pd.DataFrame.from_dict({c: {k: float(m[k]) for k in cols} for c, m in per_class.items()},
                                 orient="index")[cols] * TABLE_SCALE
@@ -58,5 +59,5 @@ def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     elif path.suffix == ".csv":
         df.assign(protocol=protocol).to_csv(path)
     else:
-        raise ValueError(f"{path}: save_table writes .json or .csv, not {path.suffix!r}")
+        raise InputError(f"{path}: save_table writes .json or .csv, not {path.suffix!r}")
     return path

@@ -29,10 +29,13 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from ..data import dataset_from_config
+from ..data.factory import own_validation_split
+from ..errors import InputError
 from ..results import MEAN_ROW, EvalResult
-from .curves import PixelSets, rank_metrics
+from .curve_metrics import PixelSets, rank_metrics
 from .inference import iter_maps
-from .tables import TABLE_DECIMALS, TABLE_SCALE
+from .metric_tables import TABLE_DECIMALS, TABLE_SCALE
 
 PROTOCOL = "mvtec_ad2"
 FPR_LIMIT = 0.05  # AU-PRO integration limit of MVTec AD 2 (arXiv 2503.21622)
@@ -45,7 +48,7 @@ def validation_threshold(maps: np.ndarray) -> float:
     """``mean + THRESHOLD_STDS · std`` of every value of ``(N, H, W)`` normal maps (float64 sums)."""
     values = np.asarray(maps, dtype=np.float64).ravel()
     if values.size == 0:
-        raise ValueError("no validation maps to choose the MVTec AD 2 threshold from; the class needs normal "
+        raise InputError("no validation maps to choose the MVTec AD 2 threshold from; the class needs normal "
                          "images in <class>/validation/good/")
     return float(values.mean() + THRESHOLD_STDS * values.std())
 
@@ -98,8 +101,6 @@ def collect(model, dataset, *, device="auto", batch_size: int = 16, progress: bo
 def validation_thresholds(model, cfg, *, device="auto", batch_size: int | None = None,
                           progress: bool = True) -> dict[str, float]:
     """Per class, :func:`validation_threshold` of the model's maps of the normal validation images."""
-    from ..data import dataset_from_config
-
     val = dataset_from_config(cfg.data, "val", model.preprocess, progress=progress)
     per_class = collect(model, val, device=device, batch_size=batch_size or cfg.train.batch_size,
                         progress=progress, desc="validation maps")
@@ -121,11 +122,8 @@ def table_of(per_class: dict[str, dict[str, float]]) -> pd.DataFrame:
 def evaluate_mvtec_ad2(model, cfg, *, device="auto", batch_size: int | None = None,
                        progress: bool = True) -> EvalResult:
     """The MVTec AD 2 protocol on ``test_public`` (``cfg.data`` must be an MVTec AD 2 root) as an EvalResult."""
-    from ..data import dataset_from_config
-    from ..data.factory import own_validation_split
-
     if cfg.data.root is None or own_validation_split(cfg.data.root, cfg.data.format) is None:
-        raise ValueError(f"protocol {PROTOCOL!r} needs an MVTec AD 2 root (data.format=mvtec_ad2); the run's data "
+        raise InputError(f"protocol {PROTOCOL!r} needs an MVTec AD 2 root (data.format=mvtec_ad2); the run's data "
                          f"is {cfg.data.root or 'the demo dataset'} ({cfg.data.format}): use --protocol kit")
     thresholds = validation_thresholds(model, cfg, device=device, batch_size=batch_size, progress=progress)
     test = dataset_from_config(cfg.data, "test", model.preprocess, progress=progress)

@@ -7,12 +7,15 @@ cannot be read is reported on one line and gets an error row; the others are sti
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
-from .predict import iter_predictions, resolve_model, write_scores_csv
+from .data.formats import is_image
+from .errors import DataWarning, InputError, ThresholdWarning, warn
+from .evaluation.prediction import iter_predictions, resolve_model, write_scores_csv
+from .viz.overlays import decision_label, decision_overlay
 
 SCORES_CSV = "scores.csv"
 TABLE_COLUMNS = ["file", "class", "score", "normalized_score", "threshold", "decision"]
@@ -25,8 +28,6 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
         FileNotFoundError: a path does not exist (nothing has been written yet).
         ValueError: a folder holds no image.
     """
-    from ..data.formats import is_image
-
     out: list[Path] = []
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
@@ -36,7 +37,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
             found = [f for f in sorted(p.rglob("*"))
                      if is_image(f) and not any(part.startswith(".") for part in f.relative_to(p).parts)]
             if not found:
-                raise ValueError(f"no images in folder {p}: pass image files (.png, .jpg, ...) or a folder of them")
+                raise InputError(f"no images in folder {p}: pass image files (.png, .jpg, ...) or a folder of them")
             out += found
         else:
             out.append(p)
@@ -61,7 +62,7 @@ def predict_to_folder(run_or_model, paths: list[str | Path], out_dir: str | Path
         paths: image files and/or folders of images.
         out_dir: output folder (created).
         cls_name: the class whose threshold decides for every image (``None``: per image, see
-            :mod:`omniad_lite.evaluation.predict`).
+            :mod:`omniad_lite.evaluation.prediction`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         batch_size: images per forward pass.
         progress: progress bar.
@@ -69,30 +70,26 @@ def predict_to_folder(run_or_model, paths: list[str | Path], out_dir: str | Path
     Returns:
         The table of decisions, one row per image (:data:`TABLE_COLUMNS`, then ``error`` and ``overlay``).
     """
-    from PIL import Image
-
-    from ..viz.overlays import decision_label, decision_overlay
-
     files = expand_paths(paths)
     model, thresholds = resolve_model(run_or_model)
     if thresholds is None:
-        print(f"note: {run_or_model} has no thresholds.json: scores only, no decisions and no heat maps on the "
-              f"overlays; calibrate it with `omniad-lite calibrate --run RUN`", file=sys.stderr)
+        warn(f"{run_or_model} has no thresholds.json: scores only, no decisions and no heat maps on the "
+             f"overlays; calibrate it with `omniad-lite calibrate --run RUN`", ThresholdWarning)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions, extra, used = [], {}, set()
-    for pred, rgb in iter_predictions(model, [str(f) for f in files], cls_name=cls_name, thresholds=thresholds,
-                                      device=device, batch_size=batch_size, progress=progress, keep_rgb=True):
+    for pred in iter_predictions(model, [str(f) for f in files], cls_name=cls_name, thresholds=thresholds,
+                                 device=device, batch_size=batch_size, progress=progress, keep_image=True):
         i = len(predictions)
         extra[i] = {"overlay": ""}
         if pred.error is not None:
-            print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+            warn(f"{pred.path}: {pred.error}", DataWarning)
         else:
             extra[i]["overlay"] = _overlay_name(Path(pred.path), used)
             label = decision_label(pred.score, pred.normalized_score, pred.is_anomalous, pred.cls_name)
-            image = decision_overlay(rgb, pred.normalized_map, label, pred.is_anomalous)
+            image = decision_overlay(pred.image, pred.normalized_map, label, pred.is_anomalous)
             Image.fromarray(image).save(out / extra[i]["overlay"])
-            pred.anomaly_map = None  # written; keep memory bounded on large folders
+            pred.anomaly_map = pred.image = None  # written; keep memory bounded on large folders
         predictions.append(pred)
     write_scores_csv(predictions, out / SCORES_CSV, extra)
     rows = [{**p.to_row(), **extra[i], "file": Path(p.path).name} for i, p in enumerate(predictions)]

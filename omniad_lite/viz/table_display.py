@@ -10,12 +10,12 @@ from typing import Mapping
 
 import pandas as pd
 
+from ..data.prepare import DATASET_NAMES
 from ..evaluation.reference_results import DATASETS, METRIC_COLUMNS, reference_table
 
 SHORT_NAMES = {"image_auroc": "I-AUROC", "image_ap": "I-AP", "image_f1max": "I-F1max",
                "pixel_auroc": "P-AUROC", "pixel_ap": "P-AP", "pixel_f1max": "P-F1max",
                "pixel_aupro": "AU-PRO", "mad": "mAD"}
-DATASET_NAMES = {"mvtec": "MVTec-AD", "visa": "VisA", "realiad": "Real-IAD"}
 ADER_100_LABEL = "MVTec-AD 100ep (ADer)"  # ADer's 100-epoch re-runs: the yardstick of paper-mvtec-100
 DECIMALS = 1
 OTHER_DATA = "demo data (other)"  # the data label of rows that are not on a benchmark

@@ -1,76 +1,48 @@
 """Fit the kNN baseline on a train split and write it as a run directory, like ``train`` does for Omni-AD.
 
-``train_knn(cfg, out_dir)`` is what ``omniad-lite train --method knn`` runs: the same config (teacher, input
-size, normalisation, data, seed), the same test split and metrics (``evaluate_config`` → ``EvalResult``,
-``metrics.json``/``metrics.csv``), and a run directory that :func:`omniad_lite.load_run` loads back
-(``config.json``, ``knn.json``, ``model.safetensors`` holding the teacher and the memory bank), so
-``omniad-lite eval`` and ``predict`` work on it too. "Training" is one pass of the teacher over the train
-split plus the coreset selection; there are no optimiser steps.
+:func:`train_knn` is what ``omniad_lite.train`` runs for ``method="knn"`` (``omniad-lite train --method knn``):
+the same config (teacher, input size, normalisation, data, seed), the same test split, metrics and
+thresholds (:func:`~omniad_lite.training.report.final_evaluation`, the run writer every method ends with),
+and a run directory that :func:`omniad_lite.load_run` loads back (``config.json``, ``knn.json``,
+``model.safetensors`` holding the teacher and the memory bank, ``metrics.json``, ``thresholds.json``).
+"Training" is one pass of the teacher over the train split plus the coreset selection; there are no
+optimiser steps.
 
 With ``train.cache_teacher_features="disk"`` the teacher features come from the same on-disk cache Omni-AD's
 training fills (one encoder pass shared by every run of a sweep).
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from ..baselines.coreset import MemoryBankBuilder, coreset_target
+from ..baselines.knn import KnnConfig, PatchKNN, build_knn, patch_embeddings
 from ..config import ExperimentConfig
+from ..data import default_cache_dir
 from ..env import resolve_device, seed_everything, versions
+from ..errors import ConfigError
 from ..files import write_json
+from ..model import resolve_preprocess
+from ..progress import tqdm
 from ..results import TrainResult
 from ..run import RunDir
-from .coreset import MemoryBankBuilder, coreset_target
-from .knn import KnnConfig, PatchKNN, build_knn, patch_embeddings
+from .loop import check_data
+from .report import final_evaluation
+from .state import prepare_run_dir
+from .teacher_cache import build_cache, cache_key
 
-METHODS = ("omniad", "knn")
 FEATURE_BATCH = 32  # train images per encoder call
-KNN_PREFIX = "knn."
-
-
-def split_overrides(overrides: list[str]) -> tuple[str, list[str], dict]:
-    """Separate ``method=...`` and ``knn.key=value`` items from config overrides.
-
-    Returns:
-        ``(method, experiment overrides, kNN overrides as a dict)``; values are parsed as JSON when possible.
-    """
-    method, rest, knn = "omniad", [], {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} must look like section.key=value, e.g. train.epochs=2")
-        key = key.strip()
-        if key == "method":
-            if value not in METHODS:
-                raise ValueError(f"method={value!r} is not one of {METHODS}")
-            method = value
-        elif key.startswith(KNN_PREFIX):
-            try:
-                knn[key[len(KNN_PREFIX):]] = json.loads(value)
-            except json.JSONDecodeError:
-                knn[key[len(KNN_PREFIX):]] = value
-        else:
-            rest.append(item)
-    if knn and method != "knn":
-        raise ValueError(f"kNN settings {sorted(knn)} given without method=knn (--method knn on the command line)")
-    return method, rest, knn
 
 
 def _train_features(cfg: ExperimentConfig, model: PatchKNN, dataset, device: torch.device,
                     progress: bool) -> Iterator[list[torch.Tensor]]:
     """The teacher's three maps for the train split, batch by batch (from the disk cache when configured)."""
-    from tqdm.auto import tqdm
-
     if cfg.train.cache_teacher_features == "disk":
-        from contextlib import nullcontext
-
-        from ..data import default_cache_dir
-        from ..training.teacher_cache import build_cache, cache_key
-
         pre = model.preprocess
         key = cache_key(cfg.model, pre.image_size, pre.mean, pre.std, [s.image_path for s in dataset.samples],
                         cfg.train.seed)
@@ -96,9 +68,6 @@ def fit_knn(cfg: ExperimentConfig, knn: KnnConfig | None = None, *, progress: bo
         knn: the baseline's settings (default :class:`KnnConfig`).
         progress: show progress bars.
     """
-    from ..model import resolve_preprocess
-    from ..training.loop import check_data
-
     knn = knn or KnnConfig()
     cfg = resolve_preprocess(cfg)
     device = resolve_device(cfg.train.device)
@@ -121,13 +90,12 @@ def fit_knn(cfg: ExperimentConfig, knn: KnnConfig | None = None, *, progress: bo
 
 def train_knn(cfg: ExperimentConfig, out_dir: str | Path, knn: KnnConfig | None = None, *,
               overwrite: bool = False, progress: bool = True) -> TrainResult:
-    """Fit the kNN baseline, save it as a run directory, evaluate it on the test split.
+    """Fit the kNN baseline, save it as a run directory, evaluate it and calibrate its thresholds.
 
     Args:
-        cfg: the experiment (as for :func:`omniad_lite.train`).
-        out_dir: the run directory (``config.json``, ``knn.json``, ``model.safetensors``, ``metrics.json``,
-            ``metrics.csv``).
-        knn: the baseline's settings (default :class:`KnnConfig`).
+        cfg: the experiment (as for :func:`omniad_lite.train`; ``method="knn"``).
+        out_dir: the run directory.
+        knn: the baseline's settings (default :class:`KnnConfig`), saved as ``knn.json``.
         overwrite: replace a run already in ``out_dir``.
         progress: show progress bars.
 
@@ -135,11 +103,8 @@ def train_knn(cfg: ExperimentConfig, out_dir: str | Path, knn: KnnConfig | None 
         A :class:`~omniad_lite.results.TrainResult` with ``steps=0``, the fit time as ``train_time_s`` and the
         test-split :class:`~omniad_lite.results.EvalResult`.
     """
-    from ..evaluation.evaluate import evaluate_config
-    from ..model import resolve_preprocess
-    from ..training.report import write_metrics
-    from ..training.state import prepare_run_dir
-
+    if cfg.method != "knn":
+        raise ConfigError(f"train_knn fits method='knn', the config says {cfg.method!r}; set method=knn")
     knn = knn or KnnConfig()
     cfg = resolve_preprocess(cfg)
     run = RunDir(out_dir)
@@ -152,13 +117,10 @@ def train_knn(cfg: ExperimentConfig, out_dir: str | Path, knn: KnnConfig | None 
         run.save_config(cfg, versions())
         write_json(run / RunDir.KNN, knn.to_dict())
         run.save_model(model, metadata={"method": "knn"})
-        t1 = time.perf_counter()
-        result = evaluate_config(model, cfg, device=model.memory_bank.device, progress=progress)
         rows, dim = model.memory_bank.shape
-        write_metrics(run, result, {
-            "headline": "final", "method": "knn", "step": 0, "train_time_s": round(fit_time, 2),
-            "eval_time_s": round(time.perf_counter() - t1, 2), "best_over_training": None,
-            "memory_bank": {"rows": rows, "dim": dim, "peak_candidates": model.peak_candidates}})
+        result = final_evaluation(model, cfg, run, [], 0, 0.0, model.memory_bank.device, progress,
+                                  train_time_s=fit_time, extra={"memory_bank": {
+                                      "rows": rows, "dim": dim, "peak_candidates": model.peak_candidates}})
     finally:
         lock.release()
     return TrainResult(run_dir=run, steps=0, total_steps=0, train_time_s=fit_time, evaluation=result)

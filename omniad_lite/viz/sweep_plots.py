@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..errors import InputError
+
 BEYOND_COLOUR = "tab:red"
 WITHIN_COLOUR = "tab:gray"
 
@@ -28,7 +30,7 @@ def sweep_plot(runs: pd.DataFrame, summary: pd.DataFrame, metrics: Sequence[str]
     """
     missing = [m for m in metrics if m not in runs.columns or f"{m}_beyond_spread" not in summary.columns]
     if missing:
-        raise ValueError(f"metrics {missing} are missing from the runs or the summary; summarise them first")
+        raise InputError(f"metrics {missing} are missing from the runs or the summary; summarise them first")
     variants = list(summary.index)
     reference = summary.attrs.get("reference", variants[0])
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics) + 1.5, 0.45 * len(variants) + 1.2),

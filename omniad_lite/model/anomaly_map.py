@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 BLUR_SIGMA = 4.0  # paper / released code: gaussian_filter(sigma=4)
 SCIPY_TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter default: kernel radius = int(truncate * sigma + 0.5)
 
@@ -42,7 +44,7 @@ def gaussian_kernel1d(sigma: float, truncate: float = SCIPY_TRUNCATE, *, dtype=t
         ``(2r + 1,)`` tensor summing to 1.
     """
     if not sigma > 0:
-        raise ValueError(f"sigma={sigma!r}: the Gaussian blur needs sigma > 0 (use sigma=0 to skip the blur)")
+        raise InputError(f"sigma={sigma!r}: the Gaussian blur needs sigma > 0 (use sigma=0 to skip the blur)")
     radius = int(truncate * float(sigma) + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (x / float(sigma)) ** 2)
@@ -69,7 +71,7 @@ def gaussian_blur(maps: torch.Tensor, sigma: float = BLUR_SIGMA, truncate: float
         ``(B, H, W)`` tensor, same dtype and device.
     """
     if maps.ndim != 3:
-        raise ValueError(f"gaussian_blur expects maps of shape (B, H, W), got {tuple(maps.shape)}")
+        raise InputError(f"gaussian_blur expects maps of shape (B, H, W), got {tuple(maps.shape)}")
     if sigma == 0:
         return maps
     b, h, w = maps.shape
@@ -97,13 +99,13 @@ def anomaly_map(encoder_features: Sequence[torch.Tensor], reconstructions: Seque
         ``(B, H, W)`` float32 tensor on the input's device; values in ``[0, 2]``.
     """
     if len(encoder_features) != len(reconstructions) or len(encoder_features) == 0:
-        raise ValueError(f"anomaly_map needs one reconstruction per encoder feature; got {len(encoder_features)} "
+        raise InputError(f"anomaly_map needs one reconstruction per encoder feature; got {len(encoder_features)} "
                          f"features and {len(reconstructions)} reconstructions")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     total = None
     for i, (f, r) in enumerate(zip(encoder_features, reconstructions)):
         if f.shape != r.shape or f.ndim != 4:
-            raise ValueError(f"scale {i}: encoder feature {tuple(f.shape)} and reconstruction {tuple(r.shape)} "
+            raise InputError(f"scale {i}: encoder feature {tuple(f.shape)} and reconstruction {tuple(r.shape)} "
                              "must have the same (B, C, H, W) shape")
         dist = 1.0 - F.cosine_similarity(f.float(), r.float(), dim=1)  # (B, H_i, W_i)
         up = F.interpolate(dist.unsqueeze(1), size=size, mode="bilinear", align_corners=True)  # (B, 1, H, W)
@@ -122,7 +124,7 @@ def image_scores(maps: torch.Tensor) -> torch.Tensor:
         ``(B,)`` tensor.
     """
     if maps.ndim != 3:
-        raise ValueError(f"image_scores expects maps of shape (B, H, W), got {tuple(maps.shape)}")
+        raise InputError(f"image_scores expects maps of shape (B, H, W), got {tuple(maps.shape)}")
     return maps.flatten(1).amax(dim=1)
 
 

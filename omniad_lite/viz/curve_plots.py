@@ -3,7 +3,7 @@
 The PRO curve follows the evaluation protocol (docs/method.md): regions are 8-connected components of the
 ground truth, PRO at a threshold is the mean overlap over all regions of all images, plotted against the
 false-positive rate on normal pixels up to FPR 0.3. :func:`pro_curve` takes its points from
-:func:`omniad_lite.evaluation.curves.pro_fpr_at`, the same regions and weights as the AU-PRO metric (the
+:func:`omniad_lite.evaluation.curve_metrics.pro_fpr_at`, the same regions and weights as the AU-PRO metric (the
 released code, github easyoo/Omni-AD ``util/metric.py``, has no plotting).
 """
 from __future__ import annotations
@@ -16,10 +16,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
+from sklearn.metrics import roc_auc_score, roc_curve
 
+from ..errors import InputError
+from ..evaluation.curve_metrics import AUPRO_FPR_LIMIT, pro_fpr_at
 from .overlays import to_numpy
 
-PRO_MAX_FPR = 0.3  # AU-PRO is integrated up to this false-positive rate
+PRO_MAX_FPR = AUPRO_FPR_LIMIT  # AU-PRO is integrated up to this false-positive rate
 PRO_NUM_THRESHOLDS = 200  # thresholds sampled between the min and max of the maps
 DEFAULT_BAR_METRICS = ("image_auroc", "pixel_auroc", "pixel_aupro")
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
@@ -46,7 +49,7 @@ def loss_curve(history, *, ax=None, logy: bool = True) -> Figure:
     x_col = next((c for c in ("step", "iteration", "iter", "epoch") if c in df.columns), None)
     y_cols = [c for c in df.columns if "loss" in c]
     if x_col is None or not y_cols:
-        raise ValueError(f"history needs a step column and a loss column, got columns {list(df.columns)}")
+        raise InputError(f"history needs a step column and a loss column, got columns {list(df.columns)}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3))
     fig = ax.figure
@@ -87,14 +90,12 @@ def roc_curves(per_class: Mapping[str, tuple], *, ax=None) -> Figure:
         per_class: ``{class: (image_scores (N,), image_labels (N,))}``.
         ax: axes to draw into (default: a new figure).
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     for cls, (scores, labels) in per_class.items():
         scores, labels = to_numpy(scores).ravel(), to_numpy(labels).ravel()
         if len(np.unique(labels)) < 2:
-            raise ValueError(f"class {cls!r} needs both normal and anomalous images for a ROC curve")
+            raise InputError(f"class {cls!r} needs both normal and anomalous images for a ROC curve")
         fpr, tpr, _ = roc_curve(labels, scores)
         ax.plot(fpr, tpr, label=f"{cls} ({100 * roc_auc_score(labels, scores):.1f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -116,13 +117,12 @@ def pro_curve(maps, masks, *, max_fpr: float = PRO_MAX_FPR, num_thresholds: int 
         ``(fpr, pro)``: arrays sorted by increasing FPR, starting at (0, 0) and ending at ``max_fpr``
         (the last point interpolated linearly), so ``trapezoid(pro, fpr) / max_fpr`` is the AU-PRO.
     """
-    from ..evaluation.curves import pro_fpr_at
 
     maps, masks = to_numpy(maps).astype(np.float64), to_numpy(masks) > 0.5
     if maps.shape != masks.shape or maps.ndim != 3:
-        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both be (N, H, W)")
+        raise InputError(f"maps {maps.shape} and masks {masks.shape} must both be (N, H, W)")
     if not masks.any() or masks.all():
-        raise ValueError("pro_curve needs ground truth with both anomalous and normal pixels")
+        raise InputError("pro_curve needs ground truth with both anomalous and normal pixels")
     thresholds = np.linspace(maps.max(), maps.min(), num_thresholds)  # high → low: FPR increases
     fprs, pros = pro_fpr_at(maps, masks, thresholds)  # same regions and weights as the AU-PRO metric
     fpr, pro = [0.0], [0.0]
@@ -167,7 +167,7 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_BAR_METRIC
     """
     missing = [m for m in metrics if m not in table.columns]
     if missing:
-        raise ValueError(f"metrics {missing} are not columns of the table; columns: {list(table.columns)}")
+        raise InputError(f"metrics {missing} are not columns of the table; columns: {list(table.columns)}")
     if ax is None:
         _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(table) * len(metrics) / 2), 3.2))
     x = np.arange(len(table))
