@@ -5,7 +5,7 @@ a run and exports it with :func:`omniad_lite.export.onnx.export_onnx`; then ever
 in a fresh process, so its peak RSS is its own. All engines start from the same decoded PIL images (the demo
 test images, at their original size) and return ``(S, S)`` maps and scores, fp32, with ``--threads`` threads:
 
-- ``torch-predict``: :func:`omniad_lite.evaluation.predict.predict` (resize + normalise per image, batched
+- ``torch-predict``: :func:`omniad_lite.evaluation.prediction.predict` (resize + normalise per image, batched
   forward under ``torch.inference_mode``, ``original_size=False``), what a Python user calls;
 - ``torch-forward`` (only when ``--engines`` names it): the forward and scoring alone
   (:func:`~omniad_lite.evaluation.inference.iter_maps`) on batches prepared beforehand, the floor of
@@ -112,8 +112,8 @@ def engine_fn(engine: str, run_dir: str, onnx_path: str, batch: int, threads: in
                 scorer.session.run(None, {INPUT: np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))})  # (B, 3, S, S)
         return run_onnx
     from omniad_lite.evaluation.inference import iter_maps
-    from omniad_lite.evaluation.predict import predict
-    from omniad_lite.run import load_run
+    from omniad_lite.evaluation.prediction import predict
+    from omniad_lite import load_run
 
     model = load_run(run_dir, device="cpu").model
     if engine == "torch-predict":
