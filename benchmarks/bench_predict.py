@@ -111,9 +111,9 @@ def engine_fn(engine: str, run_dir: str, onnx_path: str, batch: int, threads: in
                 chunk = np.stack([preprocess_image(im, size) for im in images[i:i + batch]])  # (B, S, S, 3)
                 scorer.session.run(None, {INPUT: np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))})  # (B, 3, S, S)
         return run_onnx
+    from omniad_lite import load_run
     from omniad_lite.evaluation.inference import iter_maps
     from omniad_lite.evaluation.prediction import predict
-    from omniad_lite import load_run
 
     model = load_run(run_dir, device="cpu").model
     if engine == "torch-predict":
