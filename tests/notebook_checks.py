@@ -203,9 +203,9 @@ def read(path: Path):
 # widget model ids (random) and pictures (pixel noise across library versions)
 SKIP_COMPARE = frozenset({"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
                           WIDGET_VIEW, "image/png", "image/jpeg"})
-# NBVAL_CHECK_OUTPUT / NBVAL_IGNORE_OUTPUT (and their tags); papermill runs every cell and stops at the first
-# error, so NBVAL_SKIP and NBVAL_RAISES_EXCEPTION cannot be honoured
-SUPPORTED_OPTIONS = {"check"}
+# NBVAL_CHECK_OUTPUT / NBVAL_IGNORE_OUTPUT and the raises-exception tag (papermill honours the tag, not the
+# NBVAL_RAISES_EXCEPTION comment); papermill runs every cell, so NBVAL_SKIP cannot be honoured
+SUPPORTED_OPTIONS = {"check", "check_exception"}
 
 
 def nbval_options(cell) -> dict:
@@ -246,10 +246,17 @@ def reproduction_problems(executed, committed, name: str) -> list[str]:
         if unsupported:
             problems.append(f"{where}: nbval option(s) {unsupported} are not supported (papermill runs every cell; "
                             "use NBVAL_CHECK_OUTPUT or NBVAL_IGNORE_OUTPUT)")
-        if not options.get("check"):
+        if options.get("check_exception") and "raises-exception" not in cell.metadata.get("tags", []):
+            problems.append(f"{where}: NBVAL_RAISES_EXCEPTION needs the cell tag raises-exception (papermill's)")
+        if not (options.get("check") or options.get("check_exception")):
             continue
         if cell.get("id") not in ran:
-            problems.append(f"{where}: marked NBVAL_CHECK_OUTPUT but not in the executed notebook")
+            problems.append(f"{where}: marked for nbval but not in the executed notebook")
+            continue
+        if options.get("check_exception") and not any(o.get("output_type") == "error"
+                                                      for o in ran[cell.get("id")].get("outputs", [])):
+            problems.append(f"{where}: tagged raises-exception but raised nothing")
+        if not options.get("check"):
             continue
         want = comparable_outputs(cell.get("outputs", []))
         got = comparable_outputs(ran[cell.get("id")].get("outputs", []))

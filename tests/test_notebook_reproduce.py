@@ -95,3 +95,13 @@ def test_missing_cells_and_unsupported_markers_are_reported():
     assert "not in the executed notebook" in checks.reproduction_problems(other, committed, "nb")[0]
     skipped = _notebook("# NBVAL_SKIP\nprint(x)")
     assert "not supported" in checks.reproduction_problems(skipped, skipped, "nb")[0]
+    untagged = _notebook("# NBVAL_RAISES_EXCEPTION\nraise ValueError")
+    assert "needs the cell tag raises-exception" in checks.reproduction_problems(untagged, untagged, "nb")[0]
+
+
+def test_a_cell_tagged_raises_exception_must_raise():
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []}
+    raising = _notebook("raise ValueError('x')", error, tags=("raises-exception",))
+    assert checks.reproduction_problems(raising, raising, "nb") == []
+    quiet = _notebook("raise ValueError('x')", tags=("raises-exception",))
+    assert "raised nothing" in checks.reproduction_problems(quiet, raising, "nb")[0]
