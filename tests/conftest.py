@@ -69,12 +69,12 @@ def colab_sim(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def notebook_session(colab_sim):
-    """Each committed notebook executed at most once per session, with its defaults, on first request."""
-    import notebook_checks
-    from notebook_session import NotebookSession
+def notebook_session(colab_sim, tmp_path_factory):
+    """Each notebook rendered from ``notebooks/cells`` and executed at most once per session, with its defaults,
+    on first request."""
+    from notebook_session import NotebookSession, render_notebooks
 
-    session = NotebookSession(colab_sim, notebook_checks.committed_notebooks())
+    session = NotebookSession(colab_sim, render_notebooks(tmp_path_factory.mktemp("rendered")))
     _SESSIONS.append(session)
     return session
 

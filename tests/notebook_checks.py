@@ -253,6 +253,10 @@ def reproduction_problems(executed, committed, name: str) -> list[str]:
         if cell.get("id") not in ran:
             problems.append(f"{where}: marked for nbval but not in the executed notebook")
             continue
+        if ran[cell.get("id")].source != cell.source:
+            problems.append(f"{where}: the executed cell's source differs from the committed one; re-execute the "
+                            "notebook (make notebooks)")
+            continue
         if options.get("check_exception") and not any(o.get("output_type") == "error"
                                                       for o in ran[cell.get("id")].get("outputs", [])):
             problems.append(f"{where}: tagged raises-exception but raised nothing")

@@ -1,9 +1,10 @@
 """Every numbered notebook executed once per test session, as a Colab user runs it; every notebook test reads it.
 
-:class:`NotebookSession` executes a committed ``notebooks/NN_*.ipynb`` the first time a test asks for it:
-copied alone into an empty folder of the simulated Colab (``tests/colab_sim.py``: the wheel installed
-non-editable in a fresh environment, ``google.colab`` present), through papermill, with its **default
-parameters**, except:
+:class:`NotebookSession` executes a notebook the first time a test asks for it, as
+``notebooks/build_notebooks.py`` renders it from ``notebooks/cells/NN_*.py`` (the committed ``.ipynb``
+without outputs; ``tests/test_notebook_reproduce.py`` checks that they agree), copied alone into an empty
+folder of the simulated Colab (``tests/colab_sim.py``: the wheel installed non-editable in a fresh
+environment, ``google.colab`` present), through papermill, with its **default parameters**, except:
 
 - ``run_dir``, for a notebook that declares it, is the run of the nearest earlier notebook whose
   ``results.json`` names a ``run_dir`` (02 gets 00's run, 04 gets 03's), passed by absolute path: the
@@ -26,12 +27,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from colab_sim import FakeColab
+from colab_sim import ROOT, FakeColab
 
 # Notebook → parameters giving a smaller schedule. Only for notebooks whose checks do not depend on the
 # schedule's length: 05's default sweep is smoke-sized already (40 steps per run, no checked output); 2 steps
 # per run still train, evaluate and tabulate every default variant and seed.
 SCHEDULES = {"05_ablations": {"iterations": 2}}
+
+
+def render_notebooks(out_dir: Path) -> list[Path]:
+    """Every ``notebooks/cells/NN_*.py`` rendered by ``notebooks/build_notebooks.py`` into ``out_dir``."""
+    from test_colab_helpers import load_builder
+
+    builder = load_builder()
+    return [builder.build(source, out_dir) for source in sorted((ROOT / "notebooks" / "cells").glob("[0-9][0-9]_*.py"))]
 
 
 def parameters_cell(nb) -> nbformat.NotebookNode:
@@ -85,6 +94,7 @@ class NotebookSession:
     """Executes each notebook at most once (lazily, on first request) and keeps the results."""
 
     def __init__(self, colab: FakeColab, notebooks: list[Path]):
+        """``notebooks``: the rendered ``NN_*.ipynb`` files (outputs empty)."""
         self.colab = colab
         self.notebooks = {p.stem: p for p in sorted(notebooks)}
         self.done: dict[str, Execution] = {}
@@ -94,12 +104,13 @@ class NotebookSession:
             self.done[name] = self._execute(name)
         return self.done[name]
 
-    def committed(self, name: str) -> nbformat.NotebookNode:
+    def source(self, name: str) -> nbformat.NotebookNode:
+        """The notebook as executed (rendered, before execution)."""
         return nbformat.read(self.notebooks[name], as_version=4)
 
     def parameters(self, name: str) -> dict:
         """What the session injects into ``name``: its smaller schedule and the earlier notebook's run."""
-        declared = default_parameters(self.committed(name))
+        declared = default_parameters(self.source(name))
         params = {k: v for k, v in SCHEDULES.get(name, {}).items() if k in declared}
         if "run_dir" in declared and (run := self._earlier_run(name)) is not None:
             params["run_dir"] = str(run)
@@ -109,7 +120,7 @@ class NotebookSession:
         earlier = [n for n in self.notebooks if n < name]
         for other in reversed(earlier):
             run = self[other]
-            results = run.folder / default_parameters(self.committed(other)).get("output_dir", ".") / "results.json"
+            results = run.folder / default_parameters(self.source(other)).get("output_dir", ".") / "results.json"
             if not run.error and results.is_file() and "run_dir" in (res := json.loads(results.read_text())):
                 return run.path(res["run_dir"])
         return None

@@ -33,8 +33,6 @@ POLL_S = 0.05
 ITERATIONS = 20  # of the run interrupted after its first checkpoint (step 2) and resumed
 DEMO_CLASSES = ["brick", "coffee"]  # the two classes in the fake dataset archive
 NOTEBOOKS = checks.committed_notebooks()
-TRAINING = checks.NOTEBOOKS / "03_training.ipynb"
-EVALUATION = checks.NOTEBOOKS / "04_evaluation.ipynb"
 
 
 def results(folder: Path, output_dir: str = "out") -> dict:
@@ -80,7 +78,13 @@ def test_each_notebook_runs_alone_from_the_wheel(notebook_session, colab_sim, pa
 
 
 @pytest.fixture(scope="module")
-def training(colab_sim) -> Path:
+def rendered(notebook_session) -> dict[str, Path]:
+    """Notebook name → the notebook rendered from notebooks/cells (what the session executes)."""
+    return notebook_session.notebooks
+
+
+@pytest.fixture(scope="module")
+def training(colab_sim, rendered) -> Path:
     """03 as the README's Colab recipe runs it: drive=True, the official-style archive on Drive (two demo
     classes, MVTec layout) extracted to local disk; returns the output folder on Drive."""
     from omniad_lite.data.demo import make_demo_dataset
@@ -90,7 +94,7 @@ def training(colab_sim) -> Path:
         for cls in DEMO_CLASSES:
             tar.add(Path(demo) / cls, arcname=cls)
     drive_folder = colab_sim.drive / "MyDrive" / "omniad_lite"
-    colab_sim.run(TRAINING, "03", drive=True, drive_folder=str(drive_folder), epochs=None, iterations=3,
+    colab_sim.run(rendered["03_training"], "03", drive=True, drive_folder=str(drive_folder), epochs=None, iterations=3,
                   data_archive=str(colab_sim.drive / "MyDrive" / "mvtec_anomaly_detection.tar.gz"),
                   live_every_s=60.0, output_dir="runs/03")
     assert mounts(colab_sim) == 1
@@ -105,19 +109,19 @@ def test_03_trains_on_the_archive_extracted_to_local_disk(colab_sim, training):
                                                                              if p.is_dir()) == DEMO_CLASSES
 
 
-def test_04_evaluates_03s_run_by_path(colab_sim, training):
+def test_04_evaluates_03s_run_by_path(colab_sim, rendered, training):
     run_dir = str(colab_sim.drive / "MyDrive" / "omniad_lite" / "runs" / "03" / "run")  # as a Colab user types it
-    res = results(colab_sim.run(EVALUATION, "04", run_dir=run_dir, num_cases=2, output_dir="out"))
+    res = results(colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_cases=2, output_dir="out"))
     assert sorted(res["kit"]["per_class"]) == DEMO_CLASSES
 
 
-def test_03_on_drive_resumes_after_a_disconnect(colab_sim):
+def test_03_on_drive_resumes_after_a_disconnect(colab_sim, rendered):
     drive_folder = colab_sim.drive / "MyDrive" / "omniad_lite"
     params = dict(classes=["brick"], epochs=None, iterations=ITERATIONS, overrides=["train.checkpoint_every=2"],
                   live_every_s=60.0, drive=True, drive_folder=str(drive_folder), output_dir="runs/resume")
     run = RunDir(drive_folder / "runs" / "resume" / "run")
     first = colab_sim.work / "resume_1"
-    proc = subprocess.Popen(colab_sim.command(TRAINING, first, **params), env=colab_sim.env, cwd=first,
+    proc = subprocess.Popen(colab_sim.command(rendered["03_training"], first, **params), env=colab_sim.env, cwd=first,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + NOTEBOOK_TIMEOUT_S
@@ -135,7 +139,7 @@ def test_03_on_drive_resumes_after_a_disconnect(colab_sim):
     (colab_sim.drive / "MyDrive").unlink()
     mounted = mounts(colab_sim)
 
-    second = colab_sim.run(TRAINING, "resume_2", **params)
+    second = colab_sim.run(rendered["03_training"], "resume_2", **params)
     res = json.loads((drive_folder / "runs" / "resume" / "results.json").read_text())
     assert res["steps"] == ITERATIONS and mounts(colab_sim) == mounted + 1
     executed = (second / "out_03_training.ipynb").read_text()

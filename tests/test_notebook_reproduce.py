@@ -2,9 +2,10 @@
 ``# NBVAL_CHECK_OUTPUT`` gives its committed output again.
 
 nbval's contract (``pytest --nbval-lax``), checked on the session's one execution of each notebook
-(``tests/notebook_session.py``: the wheel in the simulated Colab) with nbval's own markers and stream
-handling: no second execution. The committed cells must be what ``notebooks/build_notebooks.py`` renders
-from ``notebooks/cells/``, so the notebook Colab opens from GitHub is the one the tests execute.
+(``tests/notebook_session.py``: rendered from ``notebooks/cells/``, the wheel in the simulated Colab) with
+nbval's own markers and stream handling: no second execution. The committed cells must be what
+``notebooks/build_notebooks.py`` renders from ``notebooks/cells/``, so the notebook Colab opens from GitHub
+is the one the tests execute.
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ IDS = [p.stem for p in NOTEBOOKS]
 
 def _cells(nb) -> list[tuple]:
     return [(c.get("id"), c.cell_type, c.source, "parameters" in c.metadata.get("tags", [])) for c in nb.cells]
+
+
+def test_every_cell_source_has_its_committed_notebook():
+    sources = sorted(p.stem for p in (checks.NOTEBOOKS / "cells").glob("[0-9][0-9]_*.py"))
+    assert sources == IDS, "render and execute the notebooks (make notebooks) and commit them"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -88,11 +94,13 @@ def test_comparison_follows_nbval_streams_pictures_and_counters():
     assert checks.reproduction_problems(stderr, committed, "nb")  # a new stderr stream is a difference
 
 
-def test_missing_cells_and_unsupported_markers_are_reported():
+def test_missing_or_edited_cells_and_unsupported_markers_are_reported():
     committed = _notebook(CHECKED, _stream("a\n"))
     other = _notebook(CHECKED, _stream("a\n"))
     other.cells[0]["id"] = "c2"
     assert "not in the executed notebook" in checks.reproduction_problems(other, committed, "nb")[0]
+    edited = _notebook(CHECKED + "  # edited", _stream("a\n"))
+    assert "source differs" in checks.reproduction_problems(edited, committed, "nb")[0]
     skipped = _notebook("# NBVAL_SKIP\nprint(x)")
     assert "not supported" in checks.reproduction_problems(skipped, skipped, "nb")[0]
     untagged = _notebook("# NBVAL_RAISES_EXCEPTION\nraise ValueError")

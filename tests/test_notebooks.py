@@ -34,7 +34,7 @@ class Executed:
     def __init__(self, session, name: str):
         self.run = session[name]
         self.results = self.run.results()
-        self.params = {**default_parameters(session.committed(name)), **self.run.parameters}
+        self.params = {**default_parameters(session.source(name)), **self.run.parameters}
 
     def path(self, value: str) -> Path:
         return self.run.path(value)
