@@ -15,7 +15,7 @@ from .config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 # Speed settings of the paper presets, chosen to fit a free Colab GPU (T4, 15 GB) without changing the recipe:
 # batch 16 (released; the lr scales with it), fp32 (released; train.precision="auto" is fp16 on a T4, bf16 on
 # A100/H100), and the teacher features cached in GPU memory when they take at most a quarter of it (MVTec-AD on
-# a T4: 3.1 GiB), else recomputed (VisA: 7.4 GiB). README "Run on Colab".
+# a T4: 3.1 GiB), else recomputed (VisA: 7.4 GiB). docs/install.md.
 # The paper presets train on every normal training image, as released (data.val_fraction=0: no held-out
 # images; their thresholds.json is calibrated on the test split's normal images and says so).
 PAPER_DATA = dict(val_fraction=0.0)

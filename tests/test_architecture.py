@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, short modules, torch-free metrics, a README map that matches the tree.
+"""The package's shape: no import cycles, short modules, torch-free metrics, a code map that matches the tree.
 
 The import graph is built from the source with ``ast`` (every ``import`` statement, including those inside
 functions), so a cycle hidden behind a lazy import is caught too.
@@ -114,18 +114,18 @@ def test_metrics_import_without_torch():
     assert out.strip() == "False"
 
 
-def test_readme_map_matches_the_tree():
-    """Every path in the README's "What is where" table exists, and every package folder is in it."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## What is where", 1)[1].split("\n## ", 1)[0]
+def test_code_map_matches_the_tree():
+    """Every path in the "What is where" table (docs/contributing.md) exists, and every package folder is in it."""
+    guide = (ROOT / "docs" / "contributing.md").read_text()
+    section = guide.split("## What is where", 1)[1].split("\n## ", 1)[0]
     tops = ("omniad_lite/", "docs/", "notebooks/", "data_scripts/", "benchmarks/", "tests/")
     paths = {p for p in re.findall(r"`([\w./-]+/[\w./-]*)`", section) if p.startswith(tops)}
-    assert paths, "no paths found in the README's What is where table"
+    assert paths, "no paths found in the What is where table of docs/contributing.md"
     missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
-    assert not missing, f"README lists paths that do not exist: {missing}"
+    assert not missing, f"docs/contributing.md lists paths that do not exist: {missing}"
     folders = {f"omniad_lite/{d.name}/" for d in PACKAGE.iterdir() if d.is_dir() and not d.name.startswith("__")}
     unlisted = sorted(f for f in folders if f not in paths)
-    assert not unlisted, f"package folders missing from the README table: {unlisted}"
+    assert not unlisted, f"package folders missing from the table in docs/contributing.md: {unlisted}"
 
 
 def test_no_document_outside_the_repo_is_referenced():

@@ -85,8 +85,8 @@ def rendered(notebook_session) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def training(colab_sim, rendered) -> Path:
-    """03 as the README's Colab recipe runs it: drive=True, the official-style archive on Drive (two demo
-    classes, MVTec layout) extracted to local disk; returns the output folder on Drive."""
+    """03 as the Colab checklist (docs/install.md) runs it: drive=True, the official-style archive on Drive (two
+    demo classes, MVTec layout) extracted to local disk; returns the output folder on Drive."""
     from omniad_lite.data.demo import make_demo_dataset
 
     demo = make_demo_dataset(colab_sim.work / "demo_source")

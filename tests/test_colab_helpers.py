@@ -95,7 +95,7 @@ def test_feature_bytes_match_the_real_encoder():
     real = sum(f.to(torch.float16).nbytes for f in feats)
     computed = teacher_cache.feature_bytes_per_image(body.feature_info.channels(), body.feature_info.reduction(), 256)
     assert computed == real == 2 * (64 * 64**2 + 128 * 32**2 + 256 * 16**2) == 917_504
-    assert computed * 3629 == 3_329_622_016  # MVTec-AD's train split: 3.10 GiB, quoted in the README
+    assert computed * 3629 == 3_329_622_016  # MVTec-AD's train split: 3.10 GiB, quoted in docs/install.md
 
 
 def test_auto_cache_fits_a_t4_for_mvtec_not_visa(monkeypatch):

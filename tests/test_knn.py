@@ -157,7 +157,7 @@ def test_cli_train_method_knn_writes_a_loadable_run(tiny_cfg, tmp_path, capsys):
 @pytest.mark.slow
 def test_knn_on_the_demo_data_reaches_a_sensible_auroc_within_its_memory_bound(tmp_path):
     """Default settings, all five demo classes, one memory bank: mean image / pixel AUROC 87.3–88.0 /
-    90.5–91.6 measured with seeds 0 and 1 (the full demo sweep in the README), so 85 leaves room for the seed."""
+    90.5–91.6 measured with seeds 0 and 1 (the full demo sweep in docs/sweeps.md), so 85 leaves room for the seed."""
     cfg = presets.get("demo")
     result = train_knn(cfg, tmp_path / "knn", progress=False)
     mean = result.evaluation.mean

@@ -12,6 +12,8 @@
 #
 # A full paper run is the same notebook with other parameters, e.g.
 # `papermill 00_quickstart.ipynb out.ipynb -p preset paper-mvtec -p data_root /data/mvtec -p device cuda`.
+#
+# **Guide:** [Installing](../docs/install.md) · [Notebooks](../docs/notebooks.md) · [Training](../docs/training.md)
 
 # %% [parameters]
 preset = "demo"          # one of omniad_lite.presets.names()

@@ -8,6 +8,8 @@
 # teacher produces at its three scales; and why *reconstructing* those features exposes anomalies.
 #
 # **Needs from earlier notebooks:** nothing (00 is a good overview first). Runs offline on a CPU.
+#
+# **Guide:** [Datasets](../docs/data_formats.md) · [The method](../docs/method.md)
 
 # %% [parameters]
 preset = "demo"          # the teacher and image size come from this preset

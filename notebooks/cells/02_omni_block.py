@@ -12,6 +12,8 @@
 # **Needs from earlier notebooks:** 01 for the features the decoder reconstructs. For the trained model it
 # uses the run of **00** or **03** (their default output folders, or `run_dir`); run alone, it trains the
 # demo preset itself first (about a minute on a CPU).
+#
+# **Guide:** [The model](../docs/model.md) · [The method](../docs/method.md)
 
 # %% [parameters]
 dim = 64                     # channels C of the toy input (the paper's last stage has 64)

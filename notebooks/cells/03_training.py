@@ -14,6 +14,8 @@
 #
 # **Needs from earlier notebooks:** nothing to run; 02 explains the model being trained. Notebook 04
 # (and 02) read the run directory this one writes (`output_dir/run`).
+#
+# **Guide:** [Training](../docs/training.md) · [Configs](../docs/configs.md) · [On Colab](../docs/install.md)
 
 # %% [parameters]
 preset = "demo"                  # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
@@ -32,7 +34,7 @@ output_dir = "runs/03_training"  # the run directory is output_dir/run
 resume = "auto"                  # "auto": continue the run in output_dir from its last checkpoint; False: start over
 drive = False                    # Colab: True keeps output_dir and the caches on Google Drive (survives disconnects)
 drive_folder = "/content/drive/MyDrive/omniad_lite"  # where on Drive (a relative output_dir goes inside)
-data_archive = None              # a dataset archive → local disk → data_root; README "Run on Colab"
+data_archive = None              # a dataset archive → local disk → data_root; docs/install.md (Colab)
 
 # %% [markdown]
 # ## The configuration

@@ -10,6 +10,8 @@
 # **Needs from earlier notebooks:** a run directory from **03** or **00** (their default output folders,
 # or `run_dir`). Run alone, this notebook first trains the demo preset itself (about a minute on a CPU), so
 # it always works top to bottom and always looks at a trained model.
+#
+# **Guide:** [Evaluation and the two protocols](../docs/evaluation.md)
 
 # %% [parameters]
 run_dir = None                         # a finished run; None: 03's or 00's default run, else train the demo

@@ -15,6 +15,8 @@
 # on a CPU); the figures of a full demo sweep are quoted below with their command. Real ablations pass a
 # bigger budget and a GPU, e.g. `papermill 05_ablations.ipynb out.ipynb -p preset paper-mvtec -p data_root
 # /data/mvtec_ad -p classes None -p iterations None -p epochs 1000 -y "seeds: [0, 1, 2]"`.
+#
+# **Guide:** [Sweeps](../docs/sweeps.md) · [kNN baseline](../docs/knn_baseline.md)
 
 # %% [parameters]
 preset = "demo"                      # "demo", "paper-mvtec", "paper-visa", "paper-realiad"
@@ -117,8 +119,8 @@ display(table[[f"Δ {m}" for m in metrics]].rename(columns=lambda c: "Δ " + SHO
 # **With the default parameters this table is smoke-sized: 40 optimiser steps on 2 classes, so the Omni-AD
 # rows are far from converged (the demo preset trains 300 steps) and their gap to the kNN baseline, which
 # needs no training, is not the converged one.** A full demo sweep (every class, the preset's 30 epochs =
-# 300 steps, the same 8 variants, seeds 0 and 1; 13 min 31 s on a 2-core CPU; README section "Ablations
-# with the seed spread") gave:
+# 300 steps, the same 8 variants, seeds 0 and 1; 13 min 31 s on a 2-core CPU; see
+# [Sweeps](../docs/sweeps.md#the-full-demo-sweep)) gave:
 #
 # | variant | I-AUROC | Δ | P-AUROC | Δ | AU-PRO | Δ | mAD | Δ |
 # |---|---|---|---|---|---|---|---|---|

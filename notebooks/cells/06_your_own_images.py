@@ -22,6 +22,8 @@
 # The same three steps from a shell: `omniad-lite train --data-root my_parts --out runs/parts`,
 # `omniad-lite predict --run runs/parts new_photos/ --out predictions/`,
 # `omniad-lite export --run runs/parts --format onnx --out parts.onnx`.
+#
+# **Guide:** [Your own images](../docs/own_images.md) · [Datasets](../docs/data_formats.md#your-own-images-folder)
 
 # %% [parameters]
 folder = None                # None: a flat good/bad folder built from the demo data; else your image folder

@@ -11,7 +11,7 @@ peak memory of a step is unchanged; between steps the process keeps that peak. P
 guide recommends the same effect through jemalloc/tcmalloc; this needs nothing installed.
 
 Linux with glibc only (elsewhere, and with ``OMNIAD_LITE_MALLOC=system``, nothing is changed). Measured
-effect: ``benchmarks/bench_vs_released.py`` (variants ``kit`` and ``kit-system-malloc``), README "Speed".
+effect: ``benchmarks/bench_vs_released.py`` (variants ``kit`` and ``kit-system-malloc``), docs/speed.md.
 """
 from __future__ import annotations
 
