@@ -32,10 +32,12 @@ def test_every_cell_source_has_its_committed_notebook():
 def test_committed_notebook_is_rendered_from_its_cells(path, tmp_path):
     source = checks.NOTEBOOKS / "cells" / f"{path.stem}.py"
     assert source.is_file(), f"{path.name} has no source {source.name} in notebooks/cells/"
-    rendered = nbformat.read(load_builder().build(source, tmp_path), as_version=4)
-    assert _cells(checks.read(path)) == _cells(rendered), (
-        f"{path.name} differs from notebooks/cells/{source.name}: run `make notebooks` (or "
-        f"`python notebooks/build_notebooks.py {path.stem[:2]}` and execute it)")
+    rendered = _cells(nbformat.read(load_builder().build(source, tmp_path), as_version=4))
+    committed = _cells(checks.read(path))
+    differ = sorted({c[0] for c in set(rendered) ^ set(committed)}, key=str)
+    assert committed == rendered, (
+        f"{path.name} differs from notebooks/cells/{source.name} in cells {differ}: run `make notebooks` "
+        f"(or `python notebooks/build_notebooks.py {path.stem[:2]}`, then execute it with papermill)")
 
 
 @pytest.mark.notebooks
