@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,10 +84,24 @@ def rendered(notebook_session) -> dict[str, Path]:
     return notebook_session.notebooks
 
 
+@dataclass
+class DriveRun:
+    """03 on the fake Drive, interrupted after its first checkpoint and run again (see ``drive_run``)."""
+
+    drive_folder: Path  # drive_folder as the notebook got it (through the mount point)
+    run: RunDir         # its run directory on Drive
+    saved: int          # the step of the checkpoint the interrupted run left
+    mounts: tuple[int, int]  # Drive mounts logged after the first run, after the second
+    second: Path        # the second run's working folder
+    results: dict       # the second run's results.json
+
+
 @pytest.fixture(scope="module")
-def training(colab_sim, rendered) -> Path:
-    """03 as the Colab checklist (docs/install.md) runs it: drive=True, the official-style archive on Drive (two
-    demo classes, MVTec layout) extracted to local disk; returns the output folder on Drive."""
+def drive_run(colab_sim, rendered) -> DriveRun:
+    """03 as the Colab checklist (docs/install.md) runs it: ``drive=True`` and the official-style archive on
+    Drive (two demo classes, MVTec layout) extracted to local disk; one class trained. The runtime disconnects
+    after the first checkpoint (the notebook's process group killed, its local folder, the extracted data and
+    the mount gone); the notebook is run again with the same parameters."""
     from omniad_lite.data.demo import make_demo_dataset
 
     demo = make_demo_dataset(colab_sim.work / "demo_source")
@@ -94,31 +109,9 @@ def training(colab_sim, rendered) -> Path:
         for cls in DEMO_CLASSES:
             tar.add(Path(demo) / cls, arcname=cls)
     drive_folder = colab_sim.drive / "MyDrive" / "omniad_lite"
-    colab_sim.run(rendered["03_training"], "03", drive=True, drive_folder=str(drive_folder), epochs=None, iterations=3,
-                  data_archive=str(colab_sim.drive / "MyDrive" / "mvtec_anomaly_detection.tar.gz"),
-                  live_every_s=60.0, output_dir="runs/03")
-    assert mounts(colab_sim) == 1
-    return colab_sim.content / "omniad_lite" / "runs" / "03"
-
-
-def test_03_trains_on_the_archive_extracted_to_local_disk(colab_sim, training):
-    res = results(training, ".")
-    assert res["steps"] == 3 and sorted(res["config"]["data"]["classes"] or DEMO_CLASSES) == DEMO_CLASSES
-    data_root = Path(res["config"]["data"]["root"])  # HOME stands in for the local disk off Colab
-    assert data_root.is_relative_to(Path(colab_sim.env["HOME"])) and sorted(p.name for p in data_root.iterdir()
-                                                                             if p.is_dir()) == DEMO_CLASSES
-
-
-def test_04_evaluates_03s_run_by_path(colab_sim, rendered, training):
-    run_dir = str(colab_sim.drive / "MyDrive" / "omniad_lite" / "runs" / "03" / "run")  # as a Colab user types it
-    res = results(colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_cases=2, output_dir="out"))
-    assert sorted(res["kit"]["per_class"]) == DEMO_CLASSES
-
-
-def test_03_on_drive_resumes_after_a_disconnect(colab_sim, rendered):
-    drive_folder = colab_sim.drive / "MyDrive" / "omniad_lite"
-    params = dict(classes=["brick"], epochs=None, iterations=ITERATIONS, overrides=["train.checkpoint_every=2"],
-                  live_every_s=60.0, drive=True, drive_folder=str(drive_folder), output_dir="runs/resume")
+    params = dict(classes=DEMO_CLASSES[:1], epochs=None, iterations=ITERATIONS, overrides=["train.checkpoint_every=2"],
+                  live_every_s=60.0, drive=True, drive_folder=str(drive_folder), output_dir="runs/resume",
+                  data_archive=str(colab_sim.drive / "MyDrive" / "mvtec_anomaly_detection.tar.gz"))
     run = RunDir(drive_folder / "runs" / "resume" / "run")
     first = colab_sim.work / "resume_1"
     proc = subprocess.Popen(colab_sim.command(rendered["03_training"], first, **params), env=colab_sim.env, cwd=first,
@@ -134,23 +127,46 @@ def test_03_on_drive_resumes_after_a_disconnect(colab_sim, rendered):
     import torch
 
     saved = torch.load(run.checkpoint_dir(run.checkpoint_steps()[-1]) / RunDir.STATE, weights_only=True)["step"]
-    assert 2 <= saved < ITERATIONS
-    shutil.rmtree(first)  # Colab's local disk is gone with the runtime, and with it the mount
+    after_first = mounts(colab_sim)
+    home = Path(colab_sim.env["HOME"])  # Colab's local disk is gone with the runtime: the working folder, HOME
+    for folder in (first, home):        # (the extracted data is in it) and the mount
+        shutil.rmtree(folder)
+    home.mkdir()
     (colab_sim.drive / "MyDrive").unlink()
-    mounted = mounts(colab_sim)
 
     second = colab_sim.run(rendered["03_training"], "resume_2", **params)
     res = json.loads((drive_folder / "runs" / "resume" / "results.json").read_text())
-    assert res["steps"] == ITERATIONS and mounts(colab_sim) == mounted + 1
-    executed = (second / "out_03_training.ipynb").read_text()
-    assert f"from its checkpoint at step {saved} of {ITERATIONS}" in executed
-    steps = [int(row["step"]) for row in run.read_history()]
+    return DriveRun(drive_folder=drive_folder, run=run, saved=saved, mounts=(after_first, mounts(colab_sim)),
+                    second=second, results=res)
+
+
+def test_03_on_drive_resumes_after_a_disconnect(drive_run):
+    assert 2 <= drive_run.saved < ITERATIONS
+    assert drive_run.mounts[0] >= 1 and drive_run.mounts[1] == drive_run.mounts[0] + 1  # mounted again
+    assert drive_run.results["steps"] == ITERATIONS
+    executed = (drive_run.second / "out_03_training.ipynb").read_text()
+    assert f"from its checkpoint at step {drive_run.saved} of {ITERATIONS}" in executed
+    steps = [int(row["step"]) for row in drive_run.run.read_history()]
     assert steps == sorted(set(steps)) and steps[-1] == ITERATIONS
+
+
+def test_03_trains_on_the_archive_extracted_to_local_disk(colab_sim, drive_run):
+    cfg = drive_run.results["config"]
+    assert cfg["data"]["classes"] == DEMO_CLASSES[:1]
+    data_root = Path(cfg["data"]["root"])  # HOME stands in for the local disk off Colab
+    assert data_root.is_relative_to(Path(colab_sim.env["HOME"]))
+    assert sorted(p.name for p in data_root.iterdir() if p.is_dir()) == DEMO_CLASSES  # extracted again
+
+
+def test_04_evaluates_03s_run_by_path(colab_sim, rendered, drive_run):
+    run_dir = str(drive_run.drive_folder / "runs" / "resume" / "run")  # as a Colab user types it
+    res = results(colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_cases=2, output_dir="out"))
+    assert sorted(res["kit"]["per_class"]) == DEMO_CLASSES[:1]
 
 
 def test_every_kernel_used_the_wheel(colab_sim):
     """Runs after this file's notebook runs: each kernel recorded, at exit, which interpreter and which
     omniad_lite it used (a killed kernel records nothing)."""
     kernels = [e for e in colab_sim.log_entries() if "kernel" in e]
-    assert len(kernels) >= len(NOTEBOOKS) + 3  # the default runs above, 03 and 04 on Drive, the resumed 03
+    assert len(kernels) >= len(NOTEBOOKS) + 2  # the default runs above, the resumed 03 and 04 on Drive
     assert all(used_the_wheel(e, colab_sim) for e in kernels), kernels
