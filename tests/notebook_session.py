@@ -137,3 +137,38 @@ class NotebookSession:
         error = "" if done.returncode == 0 else (done.stderr[-6000:] or f"exit status {done.returncode}")
         return Execution(name=name, folder=folder, parameters=params, notebook=notebook, error=error,
                          kernels=[e for e in self.colab.log_entries()[before:] if "kernel" in e], seconds=seconds)
+
+
+# -- bad parameters: short executions that must fail in the first cells ---------------------------------------
+FAILING_DRIVER = """import json, sys, papermill as pm
+try:
+    pm.execute_notebook(**json.loads(sys.argv[1]))
+    print(json.dumps(None))
+except pm.PapermillExecutionError as e:
+    print(json.dumps({"ename": e.ename, "evalue": e.evalue, "traceback": e.traceback, "exec_count": e.exec_count,
+                      "message": str(e)}))
+"""
+WORKERS = 2  # executions at a time: each is mostly single-threaded start-up (kernel, imports)
+
+
+def run_failing(cases: dict[str, tuple[Path, dict]], tmp: Path) -> dict[str, dict | None]:
+    """Execute each ``id → (notebook, parameters)`` with papermill in this interpreter (the checkout's kit),
+    in ``tmp/id``, :data:`WORKERS` at a time. Returns ``id →`` the ``PapermillExecutionError``'s fields
+    (``ename``, ``evalue``, ``traceback``, ``exec_count``, ``message``), or ``None`` when every cell ran."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def execute(item):
+        key, (notebook, params) = item
+        folder = tmp / key
+        folder.mkdir(parents=True)
+        args = dict(input_path=str(notebook), output_path=str(folder / "out.ipynb"), cwd=str(folder),
+                    progress_bar=False, parameters={"output_dir": str(folder / "out"), **params})
+        done = subprocess.run([sys.executable, "-c", FAILING_DRIVER, json.dumps(args)], capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, f"{notebook.name} {params}: {done.stderr[-3000:]}"
+        return key, json.loads(done.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(pool.map(execute, cases.items()))

@@ -4,7 +4,7 @@ The results come from the session's one execution of each notebook with its defa
 (``tests/notebook_session.py``: the wheel in the simulated Colab; 05 on a 2-step schedule). Expectations are
 derived from the notebook's default parameters and checked against independent figures (the released code's
 sizes, the demo dataset's known counts, protocol invariants), so they follow a change of the defaults.
-The bad-parameter tests run papermill here (the editable checkout); they stop in the first cells.
+The bad-parameter tests run papermill on the checkout's kit, two at a time; they stop in the first cells.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from notebook_session import default_parameters
+from notebook_session import default_parameters, run_failing
 
 from omniad_lite import presets
 
-pm = pytest.importorskip("papermill")
+pytest.importorskip("papermill")
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
@@ -174,36 +174,39 @@ def test_06_your_own_images(notebook_session):
 
 
 # -- bad parameters: papermill in this checkout, each run stops in the first cells ----------------------------
-def run(name: str, tmp: Path, **params) -> dict:
-    """Execute ``notebooks/<name>.ipynb`` into ``tmp`` (also its working dir); return its results.json."""
-    out = tmp / name
-    pm.execute_notebook(NOTEBOOKS / f"{name}.ipynb", tmp / f"{name}.ipynb", cwd=str(tmp), progress_bar=False,
-                        parameters={"output_dir": str(out), **params})
-    return json.loads((out / "results.json").read_text())
+BAD_03 = {  # parameter → the message 03 must stop with
+    "epochs": ({"epochs": "two"}, "train.epochs='two' has type str"),
+    "preset": ({"preset": "paper-mvtek"}, "unknown preset 'paper-mvtek'"),
+    "overrides": ({"overrides": ["model.ffn=fast"]}, "ModelConfig.ffn='fast'"),
+}
 
 
-def test_05_bad_variant_fails_in_first_cells(tmp_path):
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        run("05_ablations", tmp_path, variants={"base": [], "typo": ["model.ffn=fast"]}, seeds=[0, 1])
-    assert "variant 'typo'" in str(err.value) and "ModelConfig.ffn='fast'" in str(err.value)
-    assert err.value.exec_count <= 5  # Colab cell, parameters, injected parameters, runtime cell, then the check
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict:
+    """Every bad-parameter execution of this file, two at a time (``notebook_session.run_failing``)."""
+    cases = {"05-variant": (NOTEBOOKS / "05_ablations.ipynb",
+                            {"variants": {"base": [], "typo": ["model.ffn=fast"]}, "seeds": [0, 1]}),
+             "06-fpr": (NOTEBOOKS / "06_your_own_images.ipynb", {"fpr": 0.7})}
+    cases.update({f"03-{k}": (NOTEBOOKS / "03_training.ipynb", params) for k, (params, _) in BAD_03.items()})
+    return run_failing(cases, tmp_path_factory.mktemp("bad_parameters"))
 
 
-def test_06_bad_parameters_fail_in_first_cells(tmp_path):
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        run("06_your_own_images", tmp_path, fpr=0.7)
-    assert "must be a false-positive rate in (0, 0.5)" in str(err.value)
-    assert err.value.exec_count <= 5
+def test_05_bad_variant_fails_in_first_cells(bad_runs):
+    err = bad_runs["05-variant"]
+    assert err is not None, "05 ran through with a bad variant"
+    assert "variant 'typo'" in err["message"] and "ModelConfig.ffn='fast'" in err["message"]
+    assert err["exec_count"] <= 5  # Colab cell, parameters, injected parameters, runtime cell, then the check
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"epochs": "two"}, "train.epochs='two' has type str"),
-    ({"preset": "paper-mvtek"}, "unknown preset 'paper-mvtek'"),
-    ({"overrides": ["model.ffn=fast"]}, "ModelConfig.ffn='fast'"),
-])
-def test_03_bad_parameters_fail_in_first_cells(tmp_path, params, message):
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        run("03_training", tmp_path, **params)
-    assert message in str(err.value)
+def test_06_bad_parameters_fail_in_first_cells(bad_runs):
+    err = bad_runs["06-fpr"]
+    assert err is not None and "must be a false-positive rate in (0, 0.5)" in err["message"]
+    assert err["exec_count"] <= 5
+
+
+@pytest.mark.parametrize("key", BAD_03)
+def test_03_bad_parameters_fail_in_first_cells(bad_runs, key):
+    err = bad_runs[f"03-{key}"]
+    assert err is not None and BAD_03[key][1] in err["message"], err
     # Colab install cell, parameters, injected parameters, runtime cell, then the check fails
-    assert err.value.exec_count <= 5
+    assert err["exec_count"] <= 5
