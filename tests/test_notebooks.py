@@ -86,7 +86,7 @@ def test_00_quickstart(quickstart):
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "history.csv").is_file()
 
 
-def test_01_data_and_features(notebook_session):
+def test_01_data_and_features(notebook_session, quickstart):
     nb = Executed(notebook_session, "01_data_and_features")
     res = nb.results
     assert res["teacher"] == "tf_efficientnet_lite0"
@@ -94,6 +94,10 @@ def test_01_data_and_features(notebook_session):
     assert res["feature_shapes"] == [[24, 32, 32], [40, 16, 16], [112, 8, 8]]  # 128² demo input
     assert res["counts"] == {"train": 5 * DEMO_TRAIN, "test": 5 * DEMO_TEST}
     assert len(res["crude_scores"]) == nb.params["num_examples"]
+    assert nb.path(res["trained_run"]) == quickstart.path(quickstart.results["run_dir"])  # 00's run, not a new one
+    assert res["hand_vs_library_max_abs_diff"] < 1e-5  # the hand-made map is the library's
+    good = f"/{nb.params['example_class']}/test/good/"
+    assert good in res["example"]["normal"] and good not in res["example"]["anomalous"]
 
 
 def test_02_omni_block(notebook_session, quickstart):

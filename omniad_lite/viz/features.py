@@ -15,6 +15,10 @@ TOKEN_PANEL_INCHES = 1.2  # side of one token-attention panel
 COLORBAR_SHRINK = 0.85  # colour bar height relative to the panels it serves
 ATTENTION_VMAX_PERCENTILE = 99.5  # colour scale of attention maps: 0 up to this percentile of all panels
 SENSITIVITY_RANGE = 1e-3  # log colour scale of sensitivity maps: from this fraction of the maximum up
+OVERLAY_CMAP = "RdBu_r"  # attention over the image: blue = looks away, white = uniform, red = looks here
+OVERLAY_ALPHA = 0.6  # opacity of the attention over the grey image
+OVERLAY_PANEL_INCHES = 1.7
+OVERLAY_MIN_PEAK = 2.0  # the log scale spans at least 1/2 .. 2: near-uniform maps stay white, not noise
 
 
 def pca_rgb(features) -> np.ndarray:
@@ -118,6 +122,51 @@ def token_attention_comparison(rows: Mapping[str, object], *, image: np.ndarray 
             axes[row, col].set_title(f"token {k}", fontsize=7)
     fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, shrink=COLORBAR_SHRINK,
                  label=f"attention ÷ uniform (1 = uniform; top {100 - ATTENTION_VMAX_PERCENTILE:g} % clipped)")
+    return fig
+
+
+def token_attention_overlay(attention, image: np.ndarray, *, ncols: int = 4) -> Figure:
+    """Where each learnable token looks, drawn over the image: one panel per token, every token shown.
+
+    Each map is drawn relative to uniform attention (weight × H·W: 1 = the token looks everywhere equally)
+    on one **log** colour scale centred on 1 and symmetric (``1/peak`` to ``peak``, the largest value of all
+    panels, at least :data:`OVERLAY_MIN_PEAK`), so the peaks are never clipped; values below ``1/peak`` get
+    the bottom colour. The map is
+    stretched over a grey copy of the image.
+
+    Args:
+        attention: ``(T, H, W)`` attention weights of ``T`` tokens over the feature grid (each sums to 1).
+        image: ``(h, w, 3)`` display image in [0, 1].
+        ncols: panels per row.
+
+    Returns:
+        The figure; panel titles give each token's peak (× uniform).
+    """
+    att = _attention_array(attention)
+    t, h, w = att.shape
+    relative = att * h * w  # (T, H, W), 1 = uniform
+    peak = max(float(relative.max()), OVERLAY_MIN_PEAK)
+    norm = LogNorm(vmin=1.0 / peak, vmax=peak)
+    grey = np.repeat(np.asarray(image, np.float32).mean(axis=-1, keepdims=True), 3, axis=-1)  # (h, w, 3)
+    extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # the image stretched onto the H × W grid
+    rows = -(-t // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(OVERLAY_PANEL_INCHES * ncols + 1.0,
+                                                   (OVERLAY_PANEL_INCHES + 0.25) * rows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k >= t:
+            continue
+        ax.imshow(grey, extent=extent)
+        shown = ax.imshow(np.clip(relative[k], norm.vmin, None), cmap=OVERLAY_CMAP, norm=norm,
+                          alpha=OVERLAY_ALPHA, extent=extent, interpolation="nearest")
+        ax.set_title(f"token {k} · peak {relative[k].max():.0f}×", fontsize=8)
+    top = int(np.floor(np.log2(peak)))
+    step = max(1, -(-top // 3))  # at most about 7 ticks: powers of two, symmetric around 1
+    ticks = [2.0 ** k for k in range(-top, top + 1, step)]
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, shrink=COLORBAR_SHRINK,
+                       label="attention ÷ uniform (log; 1 = uniform)", ticks=ticks)
+    bar.ax.minorticks_off()
+    bar.ax.set_yticklabels([f"{t:g}" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
     return fig
 
 
