@@ -30,8 +30,8 @@ import pytest
 from colab_sim import ROOT, FakeColab
 
 # Notebook → parameters giving a smaller schedule. Only for notebooks whose checks do not depend on the
-# schedule's length: 05's default sweep is smoke-sized already (40 steps per run, no checked output); 2 steps
-# per run still train, evaluate and tabulate every default variant and seed.
+# schedule's length: 05's default sweep is smoke-sized already and no cell of it is checked against its
+# committed output; 2 steps per run still train, evaluate and tabulate every default variant and seed.
 SCHEDULES = {"05_ablations": {"iterations": 2}}
 
 
