@@ -1,6 +1,7 @@
 """Command line: ``omniad-lite <command>`` (also ``python -m omniad_lite <command>``).
 
-Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``calibrate``, ``export``, ``presets``.
+Commands: ``make-demo-data``, ``train``, ``eval``, ``predict``, ``calibrate``, ``export``, ``submission``,
+``presets``.
 Every handler lives here: it parses its arguments and calls one library function, so everything the CLI
 does is also one call from Python, and no library module ever sees an ``argparse`` namespace.
 
@@ -50,7 +51,8 @@ def _build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", parents=[common], help="evaluate a finished run on its test split")
     s.add_argument("--run", required=True, help="run directory")
     s.add_argument("--data-root", help="dataset root (default: the one recorded in the run)")
-    s.add_argument("--protocol", default="kit", choices=["kit", "released"])
+    s.add_argument("--protocol", default="kit", choices=["kit", "released", "mvtec_ad2"],
+                   help="kit (exact), released (the released code's), mvtec_ad2 (AU-PRO@0.05 and SegF1 on test_public)")
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--replace", action="store_true",
@@ -78,6 +80,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="onnx", choices=["onnx"])
     s.add_argument("--out", required=True, help="output file, e.g. model.onnx")
 
+    _add_submission_parser(sub, common)
     sub.add_parser("presets", parents=[common], help="list the presets")
     return p
 
@@ -169,6 +172,43 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _add_submission_parser(sub, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("submission", parents=[common],
+                       help="MVTec AD 2: write a private split's maps and masks for the evaluation server, or "
+                            "check them")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--run", help="run directory trained on MVTec AD 2: write its submission")
+    g.add_argument("--check", metavar="DIR", help="check a submission folder against --data-root before upload")
+    s.add_argument("--split", choices=["test_private", "test_private_mixed"], help="private split to write")
+    s.add_argument("--out", help="submission folder to write (both splits may go into the same folder)")
+    s.add_argument("--data-root", help="the MVTec AD 2 root (default for --run: the run's data.root)")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=16)
+
+
+def cmd_submission(args: argparse.Namespace) -> None:
+    """``submission --run RUN --split S --out DIR`` writes; ``submission --check DIR --data-root ROOT`` validates."""
+    from .evaluation.submission import check_submission, write_submission
+
+    if args.check:
+        if not args.data_root:
+            raise ValueError("submission --check needs --data-root, the MVTec AD 2 folder the maps were made from")
+        report = check_submission(args.check, args.data_root)
+        print(f"ok: {args.check}: {report['images']} maps and masks of {', '.join(report['splits'])} for "
+              f"{len(report['classes'])} class(es) match {args.data_root}")
+        if not report["complete"]:
+            print("note: the evaluation server expects both test_private and test_private_mixed of all 8 scenarios")
+        return
+    if not (args.split and args.out):
+        raise ValueError("submission --run needs --split (test_private or test_private_mixed) and --out DIR")
+    written = write_submission(args.run, args.split, args.out, data_root=args.data_root, device=args.device,
+                               batch_size=args.batch_size)
+    thresholds = ", ".join(f"{c} {t:.4f}" for c, t in written["thresholds"].items())
+    print(f"wrote {written['images']} float16 maps and masks of {args.split} to {written['out']} (thresholds from "
+          f"the validation normals: {thresholds}); check with: omniad-lite submission --check {args.out} "
+          f"--data-root ROOT")
+
+
 def cmd_presets(args: argparse.Namespace) -> None:
     from . import presets
 
@@ -177,7 +217,7 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"make-demo-data": cmd_make_demo_data, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
-            "calibrate": cmd_calibrate, "export": cmd_export, "presets": cmd_presets}
+            "calibrate": cmd_calibrate, "export": cmd_export, "submission": cmd_submission, "presets": cmd_presets}
 
 
 def error_line(e: BaseException) -> str:

@@ -104,7 +104,8 @@ class DataConfig:
 
     Args:
         root: dataset root (``None``: the demo dataset, generated on first use under ``cache_dir``).
-        format: ``"mvtec"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json), ``"folder"`` or ``"auto"``.
+        format: ``"mvtec"``, ``"mvtec_ad2"``, ``"visa"``, ``"realiad"``, ``"meta"`` (ADer meta.json), ``"folder"`` or
+            ``"auto"``.
         classes: class names to use (``None``: all classes found); one model is trained for all of them.
         options: format-specific options, e.g. Real-IAD ``{"resolution": "realiad_256", "views": [1, 2]}``.
         cache_images: decode and resize every image once into a uint8 memmap cache on disk.

@@ -198,3 +198,44 @@ def tiny_config(root: Path, cache_dir: Path, **train_kw) -> ExperimentConfig:
         model=ModelConfig(**TINY_MODEL),
         data=DataConfig(root=str(root), format="mvtec", cache_dir=str(cache_dir)),
         train=TrainConfig(**train))
+
+
+MVTEC_AD2_CLASSES = {"can": (64, 48), "vial": (40, 56)}  # (width, height): small and not square, like AD 2's photos
+MVTEC_AD2_COUNTS = {"train": 8, "validation": 3, "test_public_good": 2, "test_public_bad": 2, "test_private": 3,
+                    "test_private_mixed": 2}
+
+
+def build_mvtec_ad2(root: Path) -> dict:
+    """An MVTec AD 2 tree with every split (docs/data_formats.md): smooth textures, defects are bright squares
+    with exact masks in ``test_public/ground_truth/bad/<stem>_mask.png``; one private image of each class is
+    twice as large, so "its original size" differs between images. Returns the counts written."""
+    rng = np.random.default_rng(7)
+
+    def texture(w: int, h: int, shift: int) -> np.ndarray:
+        base = rng.normal(128, 20, (h // 4, w // 4, 3))
+        img = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 4, (h, w, 3)) + shift
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def save(img: np.ndarray, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+
+    c = MVTEC_AD2_COUNTS
+    for k, (cls, (w, h)) in enumerate(MVTEC_AD2_CLASSES.items()):
+        d = root / cls
+        for split, n in (("train", c["train"]), ("validation", c["validation"]),
+                         ("test_public", c["test_public_good"])):
+            for i in range(n):
+                save(texture(w, h, 30 * k), d / split / "good" / f"{i:03d}_regular.png")
+        for i in range(c["test_public_bad"]):
+            img, mask = texture(w, h, 30 * k), np.zeros((h, w), np.uint8)
+            y, x = rng.integers(4, h - 16), rng.integers(4, w - 16)
+            img[y:y + 12, x:x + 12] = 250
+            mask[y:y + 12, x:x + 12] = 255
+            save(img, d / "test_public" / "bad" / f"{i:03d}_regular.png")
+            save(mask, d / "test_public" / "ground_truth" / "bad" / f"{i:03d}_regular_mask.png")
+        for split, suffix in (("test_private", "regular"), ("test_private_mixed", "mixed")):
+            for i in range(c[split]):
+                scale = 2 if i == 0 else 1
+                save(texture(w * scale, h * scale, 30 * k), d / split / f"{i:03d}_{suffix}.png")
+    return {"classes": sorted(MVTEC_AD2_CLASSES), **c}

@@ -22,7 +22,7 @@ def local_data_dir() -> Path:
 
 
 def dataset_format(preset_or_format: str) -> str:
-    """``"mvtec"``, ``"visa"`` or ``"realiad"`` from a preset name (``"paper-visa"``) or a format name.
+    """``"mvtec"``, ``"visa"``, ``"realiad"`` or ``"mvtec_ad2"`` from a preset name (``"paper-visa"``) or a format.
 
     A preset that reads any layout (``data.format="auto"``, e.g. ``demo``) takes an MVTec-AD-layout archive,
     the layout of the demo data itself; pass ``"visa"`` or ``"realiad"`` for the others.

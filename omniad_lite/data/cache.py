@@ -4,7 +4,8 @@ The first time a list of samples is used at a given size, every image is decoded
 resized (the paper's preprocessing, :mod:`omniad_lite.data.images`) and written once into ``images.u8``
 ``(N, S, S, 3)``; the masks of anomalous samples go to ``masks.u8`` ``(M, S, S)``. Later epochs and runs
 read these files through ``numpy.memmap`` and open no image file. The cache folder is named after the file
-list and the size; its ``meta.json`` stores a stamp of every file's mtime and byte size, and a changed stamp
+list, the size and the decoding rule (:data:`~omniad_lite.data.images.DECODE_VERSION`: a cache written
+under another rule, e.g. before EXIF orientation was applied, is never reused); its ``meta.json`` stores a stamp of every file's mtime and byte size, and a changed stamp
 rebuilds the cache in place. The released code decodes every image in every epoch; this is ours.
 
 Reliability: ``meta.json`` (written last, atomically) also records the size and SHA-256 of both files, checked
@@ -28,7 +29,7 @@ from ..progress import tqdm
 
 from ..files import ensure_free, remove, remove_stale_temps, reserve, temp_path, write_json
 from ..integrity import check_file, file_record
-from .images import load_pair
+from .images import DECODE_VERSION, load_pair
 from .sample import Sample
 
 CACHE_ENV = "OMNIAD_LITE_CACHE"
@@ -73,7 +74,7 @@ class ImageCache:
     def __init__(self, samples: list[Sample], size: int, cache_dir: str | Path, progress: bool = True):
         self.size = int(size)
         files = [(s.image_path, s.mask_path) for s in samples]
-        key = _digest({"files": files, "size": self.size, "version": CACHE_VERSION})[:20]
+        key = _digest({"files": files, "size": self.size, "version": CACHE_VERSION, "decode": DECODE_VERSION})[:20]
         self.dir = Path(cache_dir).expanduser() / "images" / f"{key}_{self.size}px"
         self.mask_index = np.array([-1] * len(samples), dtype=np.int64)
         with_mask = [i for i, s in enumerate(samples) if s.mask_path is not None]
@@ -132,7 +133,7 @@ class ImageCache:
             for tmp in tmps.values():
                 remove(tmp)
         write_json(self.dir / META, {"stamp": stamp, "n": self._n, "m": self._m, "size": self.size,
-                                     "version": CACHE_VERSION, "files": records})
+                                     "version": CACHE_VERSION, "decode": DECODE_VERSION, "files": records})
 
     def _fill(self, samples: list[Sample], images: np.memmap, masks: np.memmap, progress: bool) -> None:
         """Decode every sample into ``images`` ``(N, S, S, 3)`` and ``masks`` ``(M, S, S)``."""

@@ -7,7 +7,7 @@ from .cache import default_cache_dir
 from .dataset import AnomalyDataset
 from .demo import demo_root
 from .holdout import split_heldout
-from .loading import load_samples
+from .loading import FORMATS, load_samples, resolve_format
 from .preprocess import Preprocess
 from .sample import Sample
 
@@ -20,6 +20,8 @@ def samples_from_config(data_cfg, split: str) -> list[Sample]:
 
     ``"train"`` and ``"val"`` divide the dataset's train split: ``data.val_fraction`` of each class's
     images, drawn with ``data.val_seed``, are ``"val"`` (:func:`~omniad_lite.data.holdout.split_heldout`).
+    A format that ships its own normal validation images (MVTec AD 2's ``validation/``) serves them as
+    ``"val"`` instead, and ``"train"`` is its whole train split (``data.val_fraction`` is not used).
     """
     if split not in CONFIG_SPLITS:
         raise ValueError(f"split={split!r} is not one of {CONFIG_SPLITS}")
@@ -32,12 +34,31 @@ def samples_from_config(data_cfg, split: str) -> list[Sample]:
         root, fmt = demo_root(cache_dir), "mvtec"
     else:
         root, fmt = data_cfg.root, data_cfg.format
-    samples = load_samples(root, fmt, "test" if split == "test" else "train", data_cfg.classes,
-                           **dict(data_cfg.options or {}))
+    options = dict(data_cfg.options or {})
+    validation = own_validation_split(root, fmt)
+    if validation and split != "test":
+        return load_samples(root, fmt, validation if split == "val" else "train", data_cfg.classes, **options)
+    samples = load_samples(root, fmt, "test" if split == "test" else "train", data_cfg.classes, **options)
     if split == "test":
         return samples
     train, held = split_heldout(samples, data_cfg.val_fraction, data_cfg.val_seed)
     return train if split == "train" else held
+
+
+def own_validation_split(root, fmt: str) -> str | None:
+    """The split name of the normal validation images a dataset ships (MVTec AD 2), else ``None`` (also for a
+    missing root: :func:`~omniad_lite.data.loading.load_samples` then says what is wrong)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return None
+    return getattr(FORMATS[resolve_format(root, fmt)], "VALIDATION_SPLIT", None)
+
+
+def has_validation(data_cfg) -> bool:
+    """Whether ``data_cfg`` has a ``"val"`` split: held-out images (``val_fraction > 0``) or the dataset's own."""
+    if data_cfg.val_fraction > 0:
+        return True
+    return data_cfg.root is not None and own_validation_split(data_cfg.root, data_cfg.format) is not None
 
 
 def dataset_from_config(data_cfg, split: str, preprocess: Preprocess, progress: bool = True) -> AnomalyDataset:

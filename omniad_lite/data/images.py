@@ -16,6 +16,19 @@ never depends on its own content:
   ``value * 255 / 65535``, rounded (``I`` values outside 0..65535 are clipped);
 - float images (mode ``F``, e.g. 32-bit float TIFF) are read as 0..1: ``value * 255``, rounded and clipped.
 
+Orientation: every image and mask is first turned the way viewers show it, by its EXIF orientation tag
+(``0x0112``, values 1–8; :func:`upright`, Pillow's ``ImageOps.exif_transpose``), so a phone's portrait photo
+stored sideways with orientation 6 is read portrait. Sizes (:func:`header_size`) are those of the turned image.
+
+Large JPEGs are decoded at a reduced size (Pillow's ``Image.draft``: the JPEG decoder's DCT scaling by 1/2,
+1/4 or 1/8) when the target side S is much smaller than the photo: the largest reduction that keeps each side
+at least :data:`DRAFT_MARGIN`·S is used, then the bilinear resize runs as usual. The result equals the full
+decode's up to a small difference (``tests/test_data_orientation.py`` bounds it on natural photos: mean absolute
+difference below :data:`DRAFT_MEAN_TOLERANCE` and every value within :data:`DRAFT_MAX_TOLERANCE` grey levels of
+255; measured about 0.3 and at most 5), at a fraction of the time and memory
+(``benchmarks/bench_large_photos.py``, docs/speed.md). ``load_image(..., reduced=False)`` decodes in full.
+:data:`DECODE_VERSION` names this decoding rule; the image and teacher-feature caches are keyed by it.
+
 Any file PIL cannot open or decode — not an image, truncated, or larger than Pillow's decompression-bomb
 limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 M pixels; twice that raises) — gives one ``RuntimeError`` line
 naming the file and the fix.
@@ -25,12 +38,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 UINT16_MAX = 65535  # integer images are read as 16-bit: 0..65535 -> 0..255
 UINT8_MAX = 255
 FLOAT_RANGE = 1.0  # float images are read as 0..1 -> 0..255
 _INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+DECODE_VERSION = 2  # the decoding rule, part of every cache key (2: EXIF orientation, reduced-size JPEG decoding)
+EXIF_ORIENTATION = 0x0112  # EXIF tag: 1 stored upright, 2-8 mirrored and/or rotated
+TURNED = (2, 3, 4, 5, 6, 7, 8)  # orientations that need a transposition
+SWAPS_SIDES = (5, 6, 7, 8)  # orientations whose upright image has width and height exchanged
+DRAFT_MARGIN = 2  # reduced-size JPEG decoding keeps each side >= DRAFT_MARGIN * the target side
+DRAFT_MEAN_TOLERANCE = 1.0  # tested bound on the mean |reduced - full| of a resized photo, grey levels of 255
+DRAFT_MAX_TOLERANCE = 8  # tested bound on the largest |reduced - full| of one pixel value
 
 
 def _reason(e: BaseException) -> str:
@@ -54,6 +74,20 @@ def _open(path: str | Path, what: str) -> Image.Image:
                            f"re-download/re-extract it") from None
 
 
+def orientation(im: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1 when it has none or the EXIF block cannot be parsed)."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: shown as stored by viewers too
+        return 1
+    return value if isinstance(value, int) and value in range(1, 9) else 1
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """``im`` turned by its EXIF orientation, as viewers show it (the same image when there is nothing to turn)."""
+    return ImageOps.exif_transpose(im) if orientation(im) in TURNED else im
+
+
 def to_8bit(im: Image.Image) -> Image.Image:
     """A 16-bit/32-bit integer or float image → 8-bit ``L`` with the module's fixed scales; others unchanged."""
     if im.mode in _INT_MODES:
@@ -67,9 +101,10 @@ def to_8bit(im: Image.Image) -> Image.Image:
 
 
 def header_size(path: str | Path, what: str = "image") -> tuple[int, int]:
-    """``(width, height)`` from the file header only (no decoding)."""
+    """``(width, height)`` of the upright image (EXIF orientation applied) from the file header only."""
     with _open(path, what) as im:
-        return im.size
+        w, h = im.size
+        return (h, w) if orientation(im) in SWAPS_SIDES else (w, h)
 
 
 def check_pair(image_path: str | Path, mask_path: str | Path | None) -> tuple[int, int]:
@@ -87,10 +122,20 @@ def check_pair(image_path: str | Path, mask_path: str | Path | None) -> tuple[in
     return size
 
 
-def _decode(path: str | Path, what: str, mode: str) -> Image.Image:
+def _reduce(im: Image.Image, size: int) -> None:
+    """Ask the JPEG decoder for the smallest DCT-scaled size whose sides stay >= ``DRAFT_MARGIN * size``."""
+    need = DRAFT_MARGIN * size
+    if im.format == "JPEG" and min(im.size) >= 2 * need:
+        im.draft(im.mode, (need, need))
+
+
+def _decode(path: str | Path, what: str, mode: str, reduce_to: int | None = None) -> Image.Image:
     im = _open(path, what)
     try:
+        if reduce_to is not None:
+            _reduce(im, reduce_to)
         im.load()  # full decode: raises on truncated files
+        im = upright(im)
     except Exception as e:
         raise RuntimeError(f"cannot decode {what} {path} ({_reason(e)}); the file is truncated or corrupt: "
                            f"re-download/re-extract it") from None
@@ -111,18 +156,19 @@ def _centre_crop(im: Image.Image, size: int) -> Image.Image:
 
 
 def preprocess_image(im: Image.Image, size: int) -> np.ndarray:
-    """A PIL image → RGB, resized to ``size``² (bilinear), centre cropped to ``size``; ``(S, S, 3)`` uint8."""
-    im = _centre_crop(to_8bit(im).convert("RGB").resize((size, size), Image.BILINEAR), size)
+    """A PIL image → upright (EXIF), RGB, resized to ``size``² (bilinear), centre cropped; ``(S, S, 3)`` uint8."""
+    im = _centre_crop(to_8bit(upright(im)).convert("RGB").resize((size, size), Image.BILINEAR), size)
     return np.array(im, dtype=np.uint8)  # (S, S, 3), writable copy
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode an image file and :func:`preprocess_image` it; ``(S, S, 3)`` uint8."""
-    return preprocess_image(_decode(path, "image", "RGB"), size)
+def load_image(path: str | Path, size: int, *, reduced: bool = True) -> np.ndarray:
+    """Decode an image file (upright; large JPEGs at a reduced size unless ``reduced=False``) and
+    :func:`preprocess_image` it; ``(S, S, 3)`` uint8."""
+    return preprocess_image(_decode(path, "image", "RGB", size if reduced else None), size)
 
 
 def decode_image(path: str | Path):
-    """Decode an image file at its original size, converted to RGB like :func:`load_image`: a PIL image."""
+    """Decode an image file at its original size, upright and RGB like :func:`load_image`: a PIL image."""
     return _decode(path, "image", "RGB")
 
 

@@ -17,14 +17,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .formats import folder, meta, mvtec, realiad, visa
+from .formats import folder, meta, mvtec, mvtec_ad2, realiad, visa
 from .sample import SPLITS, Sample
 
 # Detection order for "auto": native layouts first, ADer meta.json next (prepared roots have both), plain
 # folders last (so an MVTec-AD tree, which also fits the folder tree, is read as "mvtec", masks required).
-FORMATS: dict[str, Any] = {"visa": visa, "realiad": realiad, "mvtec": mvtec, "meta": meta, "folder": folder}
+# MVTec AD 2 comes before MVTec-AD: its classes also have train/good/.
+FORMATS: dict[str, Any] = {"visa": visa, "realiad": realiad, "mvtec_ad2": mvtec_ad2, "mvtec": mvtec, "meta": meta,
+                           "folder": folder}
 
-FORMAT_NAMES = ("mvtec", "visa", "realiad", "meta", "folder", "auto")
+FORMAT_NAMES = ("mvtec", "mvtec_ad2", "visa", "realiad", "meta", "folder", "auto")
 MASK_MODES = ("required", "optional")
 
 
@@ -76,10 +78,10 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
 
     Args:
         root: dataset root as the dataset ships it (see ``docs/data_formats.md``).
-        format: ``"mvtec"`` (also any custom data in the MVTec tree layout), ``"visa"``, ``"realiad"``,
+        format: ``"mvtec"`` (also any custom data in the MVTec tree layout), ``"mvtec_ad2"``, ``"visa"``, ``"realiad"``,
             ``"meta"`` (ADer meta.json), ``"folder"`` (your own images: flat ``good/`` + ``bad/`` or a
             ``<class>/train/good`` tree, masks optional) or ``"auto"`` (detect).
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"``; ``"validation"`` too for formats that ship one (``"mvtec_ad2"``).
         classes: class names to keep (``None``: all classes found). Unknown names raise.
         validate: also open every image and mask header (PIL, no decoding) to check readability and that
             each mask has its image's size. Costs one header read per file.
@@ -94,11 +96,12 @@ def load_samples(root: str | Path, format: str = "auto", split: str = "train",
     Returns:
         Samples sorted by class, then image path.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split={split!r} is not one of {SPLITS}")
     root = _check_root(root)
     name = resolve_format(root, format)
     module = FORMATS[name]
+    splits = SPLITS + getattr(module, "EXTRA_SPLITS", ())
+    if split not in splits:
+        raise ValueError(f"split={split!r} is not one of {splits} (format {name!r})")
     masks = options.pop("masks", "optional" if name == "folder" else "required")
     if masks not in MASK_MODES:
         raise ValueError(f"masks={masks!r} must be one of {MASK_MODES}")

@@ -25,8 +25,9 @@ DATASET_PAGES = {
     "mvtec": "https://www.mvtec.com/company/research/datasets/mvtec-ad",
     "visa": "https://github.com/amazon-science/spot-diff",
     "realiad": "https://realiad4ad.github.io/Real-IAD/",
+    "mvtec_ad2": "https://www.mvtec.com/company/research/datasets/mvtec-ad-2",
 }
-DATASET_NAMES = {"mvtec": "MVTec-AD", "visa": "VisA", "realiad": "Real-IAD"}
+DATASET_NAMES = {"mvtec": "MVTec-AD", "visa": "VisA", "realiad": "Real-IAD", "mvtec_ad2": "MVTec AD 2"}
 # the file each official download page serves (Real-IAD comes as several archives: pass the extracted folder)
 DATASET_ARCHIVES = {"mvtec": "mvtec_anomaly_detection.tar.xz", "visa": "VisA_20220922.tar"}
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar", ".zip")
@@ -103,6 +104,23 @@ def validate(samples: list[Sample], progress: bool = True) -> list[str]:
     return problems
 
 
+def _extra_splits(root: Path, fmt: str, classes: list[str] | None, summary: pd.DataFrame) -> list[Sample]:
+    """MVTec AD 2: count its validation and private splits into ``summary`` (in place); their samples to validate."""
+    if fmt != "mvtec_ad2":
+        return []
+    from .formats.mvtec_ad2 import PRIVATE_SPLITS, private_images
+
+    validation = load_samples(root, fmt, "validation", classes)
+    summary.insert(1, "validation", [sum(s.cls_name == c for s in validation) for c in summary.index[:-1]] + [0])
+    summary.loc["total", "validation"] = len(validation)
+    extra = list(validation)
+    for split in PRIVATE_SPLITS:
+        found = private_images(root, split, classes)
+        summary[split] = [len(found.get(c, [])) for c in summary.index[:-1]] + [sum(map(len, found.values()))]
+        extra += [Sample(str(p), None, c, split, 0) for c, paths in found.items() for p in paths]
+    return extra
+
+
 def meta_dict(root: str | Path, train: list[Sample], test: list[Sample]) -> dict[str, Any]:
     """ADer meta.json content for the given samples, paths relative to ``root``."""
     root = Path(root).resolve()
@@ -137,7 +155,8 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
 
     Args:
         source: the downloaded archive or the extracted folder.
-        fmt: ``"mvtec"``, ``"visa"`` or ``"realiad"``.
+        fmt: ``"mvtec"``, ``"visa"``, ``"realiad"`` or ``"mvtec_ad2"`` (also counts and checks its validation and
+            private splits).
         dest: where to extract an archive (default: next to it).
         write_meta_file: also write an ADer ``meta.json`` into the root.
         classes: classes to check (default: all).
@@ -167,14 +186,15 @@ def prepare_dataset(source: str | Path, fmt: str, *, dest: str | Path | None = N
     train = load_samples(root, fmt, "train", classes, **options)
     test = load_samples(root, fmt, "test", classes, **options)
     summary = summarise(train, test)
+    extra = _extra_splits(root, fmt, classes, summary)
     log(summary.to_string())
-    problems = validate(train + test, progress)
+    problems = validate(train + test + extra, progress)
     if problems:
         log(f"{len(problems)} problem(s):")
         for p in problems:
             log(f"  {p}")
     else:
-        log(f"all {len(train) + len(test)} images readable; every anomalous image has a mask of its size")
+        log(f"all {len(train) + len(test) + len(extra)} images readable; every anomalous image has a mask of its size")
     written = None
     if write_meta_file:
         written = write_meta(root, train, test)

@@ -20,6 +20,7 @@ from .inference import iter_maps
 from .thresholds import DEFAULT_FPR, DEFAULT_METHOD, POOLED, Thresholds, build_thresholds, check_fpr, check_method
 
 HELD_OUT = "held-out normal training images (data.val_fraction={fraction}, data.val_seed={seed})"
+OWN_VALIDATION = "the dataset's own normal validation images (MVTec AD 2 validation/)"
 TEST_NORMALS = "normal test images (no held-out images: data.val_fraction=0): tuned on test data"
 
 
@@ -53,16 +54,17 @@ def calibrate_model(model, cfg, test_result: EvalResult, *, method: str = DEFAUL
         device: where the model runs.
         progress: progress bars.
     """
-    from ..data.factory import samples_from_config
+    from ..data.factory import has_validation, own_validation_split, samples_from_config
 
     check_method(method)
     check_fpr(fpr)
     rows = test_result.per_image
     test = {c: (list(g["score"]), list(g["label"])) for c, g in rows.groupby("cls_name")}
-    held = samples_from_config(cfg.data, "val") if cfg.data.val_fraction > 0 else []
+    held = samples_from_config(cfg.data, "val") if has_validation(cfg.data) else []
     normal: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     if held:
-        source = HELD_OUT.format(fraction=cfg.data.val_fraction, seed=cfg.data.val_seed)
+        own = cfg.data.root is not None and own_validation_split(cfg.data.root, cfg.data.format)
+        source = OWN_VALIDATION if own else HELD_OUT.format(fraction=cfg.data.val_fraction, seed=cfg.data.val_seed)
         for s, score in zip(held, score_samples(model, held, cfg, device=device, progress=progress)):
             normal[s.cls_name][0].append(score)
             normal[s.cls_name][1].append(s.image_path)

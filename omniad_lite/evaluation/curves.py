@@ -98,11 +98,12 @@ class PixelSets:
         """PRO for thresholds ``t``: ``side='left'`` counts scores ``>= t``, ``'right'`` counts ``> t``."""
         return (self.prefix[-1] - self.prefix[np.searchsorted(self.pos, t, side)]) / self.num_regions
 
-    def kit_aupro(self) -> float:
+    def kit_aupro(self, limit: float = AUPRO_FPR_LIMIT) -> float:
+        """Exact AU-PRO up to FPR ``limit``, divided by ``limit`` (pixel positive when ``score >= t``)."""
         starts, counts, neg_lt, neg_eq = _levels(self.pos, self.neg)
         gain = (self.prefix[starts + counts] - self.prefix[starts]) / self.num_regions  # PRO added per level
         n_neg = self.neg.size
-        return aupro_from_levels(gain, (n_neg - neg_lt - neg_eq) / n_neg, (n_neg - neg_lt) / n_neg)
+        return aupro_from_levels(gain, (n_neg - neg_lt - neg_eq) / n_neg, (n_neg - neg_lt) / n_neg, limit)
 
     def released_aupro(self) -> float:
         """AU-PRO of protocol ``"released"`` (:mod:`.released`): pixel positive when ``score > th``."""

@@ -4,7 +4,8 @@ Images are prepared exactly like the datasets prepare them, from the model's own
 input size and normalisation) and scored through the one inference path (:mod:`.inference`). Given a run,
 the decision uses its ``thresholds.json`` (:mod:`.thresholds`): ``is_anomalous = score >= threshold`` of the
 image's class. The map comes back at the image's original size and aspect: the network sees the whole
-image squashed to S×S (bilinear resize, no crop), so a bilinear resize of the S×S map back to H×W puts
+image squashed to S×S (bilinear resize, no crop), turned upright by its EXIF orientation first (as viewers show
+it: overlays and maps are at that orientation), so a bilinear resize of the S×S map back to H×W puts
 every value over the pixels it came from. The score stays the maximum of the S×S map, as in evaluation.
 
 Which class decides (a multi-class run has one threshold per class, and Omni-AD itself does not know the
@@ -70,11 +71,13 @@ def _prepare(item, preprocess) -> tuple[torch.Tensor, tuple[int, int] | None, np
     """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8)``."""
     from PIL import Image
 
-    from ..data.images import decode_image
+    from ..data.images import decode_image, upright
 
-    if isinstance(item, (str, Path)):
-        item = decode_image(item)
+    if isinstance(item, (str, Path)):  # the network input decoded exactly as the datasets decode it
+        full = decode_image(item)  # upright (EXIF orientation), original size, for the overlay and the map size
+        return preprocess.normalise(preprocess.load(item)), full.size, np.asarray(full)
     if isinstance(item, Image.Image):
+        item = upright(item)  # a PIL image opened by the caller may still carry its EXIF orientation
         rgb = np.asarray(item.convert("RGB"))  # (H, W, 3)
         return preprocess.normalise(preprocess.from_pil(item)), item.size, rgb
     raise ValueError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")

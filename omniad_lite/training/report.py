@@ -89,7 +89,8 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
     Args:
         run_dir: the run directory.
         data_root: evaluate on this dataset root instead of the one recorded in the run.
-        protocol, device, batch_size, progress: see :func:`~omniad_lite.evaluation.evaluate.evaluate`.
+        protocol, device, batch_size, progress: see :func:`~omniad_lite.evaluation.evaluate.evaluate`; protocol
+            ``"mvtec_ad2"`` runs :func:`~omniad_lite.evaluation.mvtec_ad2.evaluate_mvtec_ad2` instead.
         replace: rewrite the run's ``metrics.json``/``metrics.csv`` (the released "best over training"
             record is kept when the protocol is unchanged). By default the result is written beside them,
             in ``evaluations/`` (:meth:`RunDir.write_evaluation`), and the run's own metrics stay as trained.
@@ -114,8 +115,13 @@ def reevaluate(run_dir, *, data_root: str | None = None, protocol: str = "kit", 
     try:
         run.remove_temp_files()
         t0 = time.perf_counter()
-        result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
-                                 progress=progress)
+        if protocol == "mvtec_ad2":  # its own evaluation: thresholds from the validation normals, AU-PRO@0.05, SegF1
+            from ..evaluation.mvtec_ad2 import evaluate_mvtec_ad2
+
+            result = evaluate_mvtec_ad2(loaded.model, cfg, device=device, batch_size=batch_size, progress=progress)
+        else:
+            result = evaluate_config(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
+                                     progress=progress)
         previous = run.read_metrics() or {}
         kept = {k: previous[k] for k in ("method", "memory_bank") if k in previous}  # a kNN-baseline run's record
         extra = {**kept, "step": previous.get("step"), "eval_time_s": round(time.perf_counter() - t0, 2)}

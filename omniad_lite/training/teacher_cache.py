@@ -8,7 +8,8 @@ can store it once, in fp16:
 - ``"memory"``: three tensors ``(N, C_i, H_i, W_i)`` on the training device (resnet34 at 256²: 0.9 MB per
   image, 3.3 GB for MVTec-AD's 3,629 train images);
 - ``"disk"``: three fp16 ``numpy.memmap`` files under ``<data cache_dir>/teacher/<key>/``, keyed by the
-  encoder, its weights, the image size, the normalisation and the list of images, reused across runs.
+  encoder, its weights, the image size, the normalisation, the list of images and the image decoding rule
+  (``DECODE_VERSION``), reused across runs.
 
 The only difference from recomputing is the fp16 rounding of the teacher features (relative error about
 5e-4; with train.precision bf16/fp16 the encoder runs in 16-bit anyway). Building the cache draws nothing from the global RNG
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from ..progress import tqdm
 
+from ..data.images import DECODE_VERSION
 from ..files import discard, remove, remove_stale_temps, reserve, temp_path
 from ..integrity import verify_folder, write_manifest
 
@@ -118,7 +120,7 @@ def cache_key(model_cfg, image_size: int, mean, std, paths: list[str], seed: int
         weights = f"{weights} {stat.st_size} {stat.st_mtime_ns}"
     blob = json.dumps({"encoder": model_cfg.encoder, "weights": weights,
                        "out_indices": list(model_cfg.out_indices), "size": image_size,
-                       "mean": list(mean), "std": list(std), "paths": paths})
+                       "mean": list(mean), "std": list(std), "paths": paths, "decode": DECODE_VERSION})
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
