@@ -53,3 +53,37 @@ def dataset_root(tmp_path):
         root = tmp_path / fmt
         return root, builders[fmt](root)
     return make
+
+
+# -- the notebooks, executed once per session in the simulated Colab (tests/notebook_session.py) ------------
+_SESSIONS = []
+
+
+@pytest.fixture(scope="session")
+def colab_sim(tmp_path_factory):
+    """The simulated Colab (``tests/colab_sim.py``): the wheel in a fresh environment, fake ``google.colab``."""
+    pytest.importorskip("papermill")
+    from colab_sim import make_fake_colab
+
+    return make_fake_colab(tmp_path_factory.mktemp("colab"))
+
+
+@pytest.fixture(scope="session")
+def notebook_session(colab_sim, tmp_path_factory):
+    """Each notebook rendered from ``notebooks/cells`` and executed at most once per session, with its defaults,
+    on first request."""
+    from notebook_session import NotebookSession, render_notebooks
+
+    session = NotebookSession(colab_sim, render_notebooks(tmp_path_factory.mktemp("rendered")))
+    _SESSIONS.append(session)
+    return session
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each shared notebook execution took (the notebook tests' cost is mostly these)."""
+    for session in _SESSIONS:
+        if session.done:
+            terminalreporter.write_sep("-", "notebooks executed once with their defaults (simulated Colab)")
+            for name, run in sorted(session.done.items()):
+                status = "failed" if run.error else "ok"
+                terminalreporter.write_line(f"{run.seconds:7.1f} s  {name}  {status}  {run.parameters or ''}")

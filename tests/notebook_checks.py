@@ -2,7 +2,8 @@
 
 Each check takes a notebook (``nbformat`` node) and returns a list of problems, one readable line each
 (``"03_training cell 03-07: ..."``), so a failing test says exactly which cell to fix. Used by
-``tests/test_notebook_outputs.py`` on the committed notebooks and on planted bad examples.
+``tests/test_notebook_outputs.py`` on the committed notebooks, by ``tests/test_notebook_reproduce.py`` on
+the session's executions (``tests/notebook_session.py``), and on planted bad examples.
 """
 from __future__ import annotations
 
@@ -195,3 +196,75 @@ def html_problems(nb, name: str) -> list[str]:
 
 def read(path: Path):
     return nbformat.read(path, as_version=4)
+
+
+# -- reproduction: nbval's contract, checked on the session's execution (tests/notebook_session.py) --------
+# nbval 0.11's keys left out of the comparison (IPyNbFile.skip_compare without --nbdime): metadata, counters,
+# widget model ids (random) and pictures (pixel noise across library versions)
+SKIP_COMPARE = frozenset({"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+                          WIDGET_VIEW, "image/png", "image/jpeg"})
+# NBVAL_CHECK_OUTPUT / NBVAL_IGNORE_OUTPUT and the raises-exception tag (papermill honours the tag, not the
+# NBVAL_RAISES_EXCEPTION comment); papermill runs every cell, so NBVAL_SKIP cannot be honoured
+SUPPORTED_OPTIONS = {"check", "check_exception"}
+
+
+def nbval_options(cell) -> dict:
+    """nbval's options for a code cell, from its comment markers and tags (comments win, as in nbval)."""
+    from nbval.plugin import find_comment_markers, find_metadata_tags
+
+    options = dict(find_metadata_tags(cell.metadata))
+    options.update(dict(find_comment_markers(cell.source)))
+    return options
+
+
+def comparable_outputs(outputs) -> dict[str, list]:
+    """Outputs as nbval compares them: streams of one name merged (``\\r`` and ``\\b`` applied), MIME bundles
+    flattened, :data:`SKIP_COMPARE` keys dropped; key → its values in order."""
+    from nbval.plugin import coalesce_streams, transform_streams_for_comparison
+
+    merged = transform_streams_for_comparison(coalesce_streams([nbformat.from_dict(o) for o in outputs]))
+    values: dict[str, list] = {}
+    for out in merged:
+        for key, value in out.items():
+            if key in SKIP_COMPARE:
+                continue
+            items = value.items() if key == "data" else [(key, value)]
+            for k, v in items:
+                if k not in SKIP_COMPARE:
+                    values.setdefault(k, []).append(_text(v) if isinstance(v, list) else v)
+    return values
+
+
+def reproduction_problems(executed, committed, name: str) -> list[str]:
+    """Cells marked ``NBVAL_CHECK_OUTPUT`` in ``committed`` whose outputs in ``executed`` differ (nbval's rules)."""
+    ran = {c.get("id"): c for c in _code_cells(executed)}
+    problems = []
+    for cell in _code_cells(committed):
+        where = _where(name, cell)
+        options = nbval_options(cell)
+        unsupported = sorted(set(options) - SUPPORTED_OPTIONS)
+        if unsupported:
+            problems.append(f"{where}: nbval option(s) {unsupported} are not supported (papermill runs every cell; "
+                            "use NBVAL_CHECK_OUTPUT or NBVAL_IGNORE_OUTPUT)")
+        if options.get("check_exception") and "raises-exception" not in cell.metadata.get("tags", []):
+            problems.append(f"{where}: NBVAL_RAISES_EXCEPTION needs the cell tag raises-exception (papermill's)")
+        if not (options.get("check") or options.get("check_exception")):
+            continue
+        if cell.get("id") not in ran:
+            problems.append(f"{where}: marked for nbval but not in the executed notebook")
+            continue
+        if ran[cell.get("id")].source != cell.source:
+            problems.append(f"{where}: the executed cell's source differs from the committed one; re-execute the "
+                            "notebook (make notebooks)")
+            continue
+        if options.get("check_exception") and not any(o.get("output_type") == "error"
+                                                      for o in ran[cell.get("id")].get("outputs", [])):
+            problems.append(f"{where}: tagged raises-exception but raised nothing")
+        if not options.get("check"):
+            continue
+        want = comparable_outputs(cell.get("outputs", []))
+        got = comparable_outputs(ran[cell.get("id")].get("outputs", []))
+        if want != got:
+            problems.append(f"{where}: output differs from the committed one (NBVAL_CHECK_OUTPUT)\n"
+                            f"  committed: {want!r}\n  executed:  {got!r}")
+    return problems

@@ -47,29 +47,40 @@ def test_every_notebook_checks_its_injected_parameters_first(path, tmp_path):
         assert calls.index("check_injected_parameters") < calls.index("experiment_from_params")
 
 
+BAD = {  # notebook → (a bad parameter, the message its check cell must stop with)
+    "03_training": ({"epoch": 5}, "'epoch' is not a parameter of this notebook (did you mean 'epochs'?)"),
+    "00_quickstart": ({"data_root": "no/such/folder"},
+                      "parameter data_root='no/such/folder': no such folder; set data_root to an existing folder"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict:
+    """The bad-parameter executions, two at a time (``notebook_session.run_failing``)."""
+    pytest.importorskip("papermill")
+    from notebook_session import run_failing
+
+    cases = {name: (checks.NOTEBOOKS / f"{name}.ipynb", params) for name, (params, _) in BAD.items()}
+    return run_failing(cases, tmp_path_factory.mktemp("bad_parameters"))
+
+
 @pytest.mark.notebooks
 @pytest.mark.slow
-@pytest.mark.parametrize("name, params, message", [
-    ("03_training", {"epoch": 5}, "'epoch' is not a parameter of this notebook (did you mean 'epochs'?)"),
-    ("00_quickstart", {"data_root": "no/such/folder"},
-     "parameter data_root='no/such/folder': no such folder; set data_root to an existing folder"),
-])
-def test_bad_parameter_fails_in_the_check_cell_with_one_line(tmp_path, name, params, message):
-    pm = pytest.importorskip("papermill")
+@pytest.mark.parametrize("name", BAD)
+def test_bad_parameter_fails_in_the_check_cell_with_one_line(bad_runs, name):
+    params, message = BAD[name]
     nb = checks.read(checks.NOTEBOOKS / f"{name}.ipynb")
-    with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(checks.NOTEBOOKS / f"{name}.ipynb", tmp_path / "out.ipynb", cwd=str(tmp_path),
-                            progress_bar=False, parameters={"output_dir": str(tmp_path / "out"), **params})
-    e = err.value
-    assert e.ename == "NotebookParameterError" and message in e.evalue
-    assert e.traceback == [f"NotebookParameterError: {e.evalue}"]  # no traceback, just the message
-    assert message in "\n".join(str(e).splitlines()[:4])  # papermill's error starts with it
-    assert "--data-root" not in str(e)
+    e = bad_runs[name]
+    assert e is not None, f"{name} ran through with {params}"
+    assert e["ename"] == "NotebookParameterError" and message in e["evalue"]
+    assert e["traceback"] == [f"NotebookParameterError: {e['evalue']}"]  # no traceback, just the message
+    assert message in "\n".join(e["message"].splitlines()[:4])  # papermill's error starts with it
+    assert "--data-root" not in e["message"]
     # the cell that failed is the check right after the parameters and papermill's injected cell
     code_cells_before = sum(1 for c in nb.cells[:_parameters_cell_index(nb) + 1] if c.cell_type == "code")
-    assert e.exec_count == code_cells_before + 2
+    assert e["exec_count"] == code_cells_before + 2
     if "epoch" in params:
-        assert "Its parameters: preset, epochs, iterations, batch_size" in e.evalue  # the lesson first
+        assert "Its parameters: preset, epochs, iterations, batch_size" in e["evalue"]  # the lesson first
 
 
 def _builder():
