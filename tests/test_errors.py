@@ -2,9 +2,11 @@
 the CLI's rule (one line for the kit's errors and OS errors; type and the --debug hint for anything else)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,8 @@ from omniad_lite.errors import (
     warn,
 )
 from omniad_lite.lock import RunInUseError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exceptions_share_one_root_and_keep_their_builtin_type():
@@ -53,8 +57,11 @@ def test_python_dash_w_turns_a_kit_note_into_an_error():
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert ok.returncode == 0 and "ran" in ok.stdout
     assert "omniad_lite.errors" not in ok.stderr and "MetricWarning: undefined metric" in ok.stderr
+    # Python resolves a -W category when it starts, before site-packages are on sys.path (an installed
+    # package's class is then "Invalid -W option ignored"): the kit must be importable from PYTHONPATH
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     err = subprocess.run([sys.executable, "-W", "error::omniad_lite.errors.OmniADWarning", "-c", code],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     assert err.returncode != 0 and "ran" not in err.stdout and "MetricWarning: undefined metric" in err.stderr
 
 
