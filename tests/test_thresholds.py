@@ -112,20 +112,26 @@ def test_tiny_held_out_sets_and_fallbacks_are_explained():
     assert one["normal_level"] < one["threshold"]  # one image: the median is the max, the floor keeps a scale
 
 
-def test_calibrate_model_prints_the_warning_note_only_when_asked(capsys):
+def test_calibrate_model_warns_only_when_asked():
     """``note=False`` (what ``train(..., threshold_note=False)`` passes) keeps the warning in the file only."""
+    import warnings
     from types import SimpleNamespace
 
     import pandas as pd
 
     from omniad_lite import presets
+    from omniad_lite.errors import ThresholdWarning
     from omniad_lite.evaluation.calibration import calibrate_model
 
     cfg = presets.get("demo").with_overrides({"data.val_fraction": 0.0})  # thresholds from the test normals
     rows = pd.DataFrame({"cls_name": ["a"] * 4, "score": [0.1, 0.2, 0.9, 0.8], "label": [0, 0, 1, 1],
                          "path": ["w", "x", "y", "z"]})
     result = SimpleNamespace(per_image=rows)
-    quiet = calibrate_model(None, cfg, result, note=False, progress=True)
-    assert capsys.readouterr().out == "" and quiet.entry("a")["warning"]  # 2 normals: warned, in the file
-    loud = calibrate_model(None, cfg, result, progress=True)
-    assert "carry a warning" in capsys.readouterr().out and loud.payload == quiet.payload
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet = calibrate_model(None, cfg, result, note=False, progress=True)
+    assert not [w for w in caught if issubclass(w.category, ThresholdWarning)]
+    assert quiet.entry("a")["warning"]  # 2 normals: warned, in the file
+    with pytest.warns(ThresholdWarning, match="carry a warning"):
+        loud = calibrate_model(None, cfg, result, progress=True)
+    assert loud.payload == quiet.payload

@@ -131,7 +131,7 @@ def session_options(threads: int | None = None):
     core) and one inter-op thread (the graph is a chain); idle threads sleep instead of spin-waiting, which
     costs nothing alone and keeps a busy or shared CPU from being burnt by waiting threads.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: an optional dependency (the "export" extra)
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
