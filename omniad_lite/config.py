@@ -55,7 +55,7 @@ class ModelConfig:
         ffn: ``"learned"`` (our default: trained FFN after each attention) or ``"resampled"``
             (replays the released code, whose FFN is rebuilt with fresh random weights at every call).
         jitter_scale: UniAD feature-jitter scale during training (paper: 20; 0 disables it).
-        image_size: side S of the square network input (paper: 256; resize then centre crop).
+        image_size: side S of the square network input (paper: 256; images are resized to S×S).
         mean: per-channel input normalisation mean (``None``: the encoder's pretrained ``mean`` from timm).
         std: per-channel input normalisation std (``None``: the encoder's pretrained ``std``).
             The model carries the resolved size and normalisation (``OmniAD.preprocess``), saved with the

@@ -1,7 +1,7 @@
 """The torch ``Dataset`` over a list of samples: normalised image, binary mask, label, class, path.
 
 Preprocessing is the model's (:class:`~omniad_lite.data.preprocess.Preprocess`: resize to S×S bilinear,
-centre crop S, normalise with the model's mean/std; no augmentation); masks are resized bilinear and
+normalise with the model's mean/std; no augmentation); masks are resized bilinear and
 binarised at ½, as the released pipeline does (:func:`~omniad_lite.data.images.load_mask`). With
 ``cache_dir`` the decoded uint8 images come from :class:`~omniad_lite.data.cache.ImageCache`.
 """

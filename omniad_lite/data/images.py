@@ -1,11 +1,11 @@
 """Decoding and resizing of images and masks, with one clear error per bad file.
 
 Preprocessing follows docs/method.md ("The pipeline", step 1; released configs of github easyoo/Omni-AD): resize to
-S×S with bilinear interpolation, then centre crop S (a no-op after a square resize, kept as a named step so a
-larger resize can be tried), no augmentation. Masks are read as the released data pipeline reads them
+S×S with bilinear interpolation, no augmentation (the released transform's centre crop of S follows a resize
+to S×S, so it never crops and is left out). Masks are read as the released data pipeline reads them
 (``data/ad_dataset.py`` and ``trainer/omniad_trainer.py``): any non-zero pixel of the file is anomalous (which
 covers VisA's 0/1-valued and MVTec's 0/255-valued masks), the 0/255 mask is resized with PIL's bilinear filter
-(torchvision's ``Resize`` on a PIL image), centre cropped, and a pixel stays anomalous when its resized value
+(torchvision's ``Resize`` on a PIL image), and a pixel stays anomalous when its resized value
 ``/ 255 > 0.5``, i.e. ``>= 128`` — each output pixel is anomalous when most of the area it covers is.
 Grayscale, palette and RGBA images become RGB (alpha dropped, as PIL's ``convert("RGB")``).
 
@@ -151,15 +151,9 @@ def _decode(path: str | Path, what: str, mode: str, reduce_to: int | None = None
     return im
 
 
-def _centre_crop(im: Image.Image, size: int) -> Image.Image:
-    w, h = im.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return im if (w, h) == (size, size) else im.crop((left, top, left + size, top + size))
-
-
 def preprocess_image(im: Image.Image, size: int) -> np.ndarray:
-    """A PIL image → upright (EXIF), RGB, resized to ``size``² (bilinear), centre cropped; ``(S, S, 3)`` uint8."""
-    im = _centre_crop(to_8bit(upright(im)).convert("RGB").resize((size, size), Image.BILINEAR), size)
+    """A PIL image → upright (EXIF), RGB, resized to ``size``² (bilinear); ``(S, S, 3)`` uint8."""
+    im = to_8bit(upright(im)).convert("RGB").resize((size, size), Image.BILINEAR)
     return np.array(im, dtype=np.uint8)  # (S, S, 3), writable copy
 
 
@@ -190,7 +184,7 @@ def load_mask(path: str | Path | None, size: int, image_size_wh: tuple[int, int]
     if image_size_wh is not None and im.size != tuple(image_size_wh):
         raise DataError(f"mask {path} is {im.size[0]}x{im.size[1]} but its image {image_path} is "
                          f"{image_size_wh[0]}x{image_size_wh[1]}; a mask must have its image's size")
-    im = _centre_crop(im.resize((size, size), Image.BILINEAR), size)
+    im = im.resize((size, size), Image.BILINEAR)
     return (np.asarray(im) > MASK_KEEP_ABOVE).astype(np.uint8)  # (S, S)
 
 

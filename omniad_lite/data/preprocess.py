@@ -3,7 +3,7 @@
 :class:`Preprocess` is carried by the model (``OmniAD.preprocess``, built from ``ModelConfig.image_size``,
 ``mean`` and ``std`` and saved with every run), so datasets, ``predict`` and the ONNX export all prepare
 images the same way. The steps follow the paper's pipeline (docs/method.md, step 1; released configs of
-github easyoo/Omni-AD): resize to S×S bilinear, centre crop S, scale to [0, 1], subtract ``mean`` and divide
+github easyoo/Omni-AD): resize to S×S bilinear, scale to [0, 1], subtract ``mean`` and divide
 by ``std`` per channel (the encoder's pretrained values by default); no augmentation.
 """
 from __future__ import annotations
