@@ -204,7 +204,7 @@ n_normal_test = int((table["truth"] == "normal").sum())
 expected = n_normal_test / (entry["n_normal"] + 1)
 print(false_pos.to_string(index=False) if len(false_pos) else "false positives: none")
 misses = int(((table["truth"] == "defective") & (table["decision"] == "normal")).sum())
-print(f"{len(false_pos)} of {n_normal_test} normal test images flagged; 1/(n+1) predicts about {expected:.1f} "
+print(f"{len(false_pos)} of {n_normal_test} normal test images flagged; 1/(n+1) predicts about {expected:.1f}\n"
       f"(n = {entry['n_normal']} held-out normals); {misses} defective image(s) missed")
 assert len(false_pos) <= max(3, 3 * expected)  # within the 1/(n+1) rate's reach, not a broken threshold
 
