@@ -128,3 +128,23 @@ def test_html_check_catches_a_widget_that_html_cannot_show():
     assert any("widget with no static picture" in p for p in problems), problems
     nb.cells[0].outputs.append(nbformat.from_dict(_display({"image/png": _png()})))
     assert checks.html_problems(nb, "ok") == []  # the separate picture is what a static view shows
+
+
+def unexecuted_cells(nb: nbformat.NotebookNode) -> list[str]:
+    """Code cells of a notebook that were never executed (no execution count): a render without outputs."""
+    return [c.get("id", str(i)) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.source.strip() and c.get("execution_count") is None]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_notebooks_are_executed(path):
+    """Every committed notebook is the executed one (``make notebooks``), not a fresh render without outputs."""
+    missing = unexecuted_cells(checks.read(path))
+    assert not missing, f"{path.name}: code cells without an execution count: {missing[:5]} (run make notebooks)"
+
+
+def test_unexecuted_cells_are_found():
+    nb = _notebook()
+    assert unexecuted_cells(nb) == ["c1"]  # a fresh code cell has execution_count None
+    nb.cells[0].execution_count = 1
+    assert unexecuted_cells(nb) == []

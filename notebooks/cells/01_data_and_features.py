@@ -356,7 +356,7 @@ if full_run:
     assert hand_scores[0] > hand_scores[1], "the anomalous image scores higher than the normal one"
 
 # %% [markdown]
-# The normal image's teacher and reconstruction pictures agree everywhere, its maps stay darker on the shared
+# The normal image's teacher and reconstruction pictures agree everywhere, its maps stay darker on the same colour
 # scales, and its score is lower (printed above): a threshold between the two scores separates these two
 # images (notebook 04 measures how well one threshold does over the whole test set). The normal map is not
 # zero, though: its maximum (the cross; position printed above) sits where the decoder's reconstruction is

@@ -248,6 +248,8 @@ assert difference < 1e-5  # float32 round-off
 # (a) the learnable **query** tokens gather the image into `Nq` summaries, laid out as a √Nq × √Nq grid and
 # resized back to H × W: `m = out + x`; (b) every position queries the learnable **key/value** tokens:
 # `global = out + m + x`. Each attention is followed by an FFN (Linear → SiLU → Linear).
+# The block built here uses this notebook's parameters (`num_query_tokens = 64`, the paper's 8 × 8 grid), so
+# its token counts differ from the demo model's 16 (section 9 looks at the trained demo model).
 
 # %%
 show_source(omni_block.GlobalBranch.forward)

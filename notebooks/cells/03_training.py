@@ -91,13 +91,15 @@ config_table(cfg)
 # $H_i \times W_i$ grid). The neck $N$ fuses them into one small map $z = N(F_1, F_2, F_3)$; during training
 # **feature jitter** (UniAD) adds Gaussian noise to every token $z_{:,h,w}$, scaled by its own norm,
 #
-# $$\tilde z_{:,h,w} = z_{:,h,w} + \alpha \, \frac{\lVert z_{:,h,w} \rVert_2}{C}\, \varepsilon_{:,h,w},
-# \qquad \varepsilon_{:,h,w} \sim \mathcal N(0, I_C), \quad \alpha = 20,$$
+# $$\tilde z_{:,h,w} = z_{:,h,w} + s \, \frac{\lVert z_{:,h,w} \rVert_2}{C}\, \varepsilon_{:,h,w},
+# \qquad \varepsilon_{:,h,w} \sim \mathcal N(0, I_C), \quad s = 20,$$
 #
-# and the decoder $D$ reconstructs the three maps, $(\hat F_1, \hat F_2, \hat F_3) = D(\tilde z)$. The loss of a
+# and the decoder $D$ reconstructs the three maps, $(\hat f_1, \hat f_2, \hat f_3) = D(\tilde z)$. The loss of a
 # batch of $B$ images is the mean squared error per scale, summed over the scales:
 #
-# $$\mathcal L = \sum_{i=1}^{3} \frac{1}{B\, C_i H_i W_i} \big\lVert F_i - \hat F_i \big\rVert_2^2 .$$
+# $$\mathcal L = \sum_{i=1}^{3} \frac{1}{B\, C_i H_i W_i} \big\lVert f_i - \hat f_i \big\rVert_2^2 .$$
+#
+# (The $\frac{1}{B}$ only says that the mean runs over the batch too; 01 wrote it for one image.)
 #
 # Its unit is that of a squared teacher activation; it measures how far the reconstruction is from the
 # teacher, not how anomalous anything is (the anomaly *score* uses 1 − cosine instead; notebook 01). Below:
@@ -346,8 +348,9 @@ viz.readable(gain).rename_axis("steps up to")
 # rate shows as a slower, smoother tail. It is still falling at the end (the printed slope): the run has not
 # converged in the loss.
 #
-# **What the steps buy** (the right-hand panels and the table of differences, measured on the test split).
-# Step 0, the random decoder, is at chance level. The first 50 steps buy most of the image AUROC and AU-PRO;
+# **What the steps buy** (the right-hand panels from step 50 on, the table with step 0, and the table of
+# differences, measured on the test split). Step 0, the random decoder, is at chance level for the image
+# AUROC (50; for AP chance is the fraction of defective images, for pixel AP the fraction of defect pixels). The first 50 steps buy most of the image AUROC and AU-PRO;
 # the next 200 add several points more, the pixel AP the most. After the learning-rate drop the last stretch
 # changes the metrics by half a point or less, in either direction — within what one test image moves
 # them (notebook 04) — while the loss still falls. A lower training loss is not the goal in itself: a decoder

@@ -369,7 +369,10 @@ summary
 #   peaks outside the stain). Normal variation the decoder reconstructs badly is as costly as a missed defect.
 # - **gravel** behaves like brick (a faint stain below a normal image's hot spot); **coffee** and **grass**
 #   separate all their images, but their weakest detections (a missing part, a patch) score only just above
-#   their background — a small change of the data could reverse them.
+#   their normal images — a small change of the data could reverse them. Grass's weakest patch is flagged
+#   for the wrong reason: its map peaks *outside* the patch (next cell: 0.62 outside, 0.60 inside). The
+#   cell reads the float16 maps stored with the run, so its maxima can differ from the table's float32
+#   scores in the second decimal.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -422,7 +425,8 @@ print(f"wrote {path}")
 # 1. **Imbalance.** Keep only the anomalous test images of `example_class` (drop its normal ones) and
 #    recompute its pixel AP: the defect fraction rises — what happens to AP, and to AUROC?
 # 2. **Fewer test images.** Redo the bootstrap for the image AUROC with only 5 normal images per class: how
-#    much wider do the intervals get?
+#    much wider do the intervals get? (Watch a class whose width *falls*: which normal images did the
+#    first five leave out?)
 # 3. **The FPR limit.** Compute the toy map's AU-PRO with the limit at 0.05 and at 1.0 (`aupro_from_levels`
 #    takes `limit`; or cut the hand-made curve): which limit rewards finding region 2?
 

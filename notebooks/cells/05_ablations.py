@@ -283,7 +283,8 @@ if design is not None:
     display(raw.round(2).rename_axis("raw 1 − cos, defect / normal"))
 
 # %% [markdown]
-# **Reading the demo's defect types.** On patches, scratches, stains and worn-off parts every method is
+# **Reading the demo's defect types.** (The row `missing` is the demo objects' worn-off part — coffee and
+# coins — not the lattice's missing stud.) On patches, scratches, stains and worn-off parts every method is
 # within a few points of the others (one seed: the differences are not judged against a spread here, the
 # sweep above does that). These defects change the *look* of a small region, and a patch matcher already
 # sees that.
@@ -300,9 +301,9 @@ if design is not None:
 #   with a hole even score *lower* than most normal ones (plausibly: one stud fewer is one stud edge fewer
 #   whose match can be imperfect; the image score is the map's maximum).
 #
-# **Every Omni-AD variant flags every missing stud** (image AUROC 100, contrast about 2.5–3, the raw
-# $1-\cos$ on the hole about three times that on normal images), trained on the six classes together and on
-# the lattice alone. This is where the reconstruction approach differs from patch matching: the decoder does
+# **Every Omni-AD variant flags every missing stud** (image AUROC 100; contrast 2.5–3.1 in the six-class
+# model, 2.1–2.6 on the lattice alone; the raw $1-\cos$ on the hole about three times that on normal images
+# in the six-class model), trained on the six classes together and on the lattice alone. This is where the reconstruction approach differs from patch matching: the decoder does
 # not copy the plain ground it is shown. It rebuilds the grid it learnt from the neck's squeezed summary
 # (a 4 × 4 map at 128 px), so it puts a stud where one belongs and the teacher's features of the hole
 # disagree with it. That is the "identical shortcut" avoided, on exactly the anomaly a copying decoder or a
