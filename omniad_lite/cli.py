@@ -137,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = evaluate(args.run, args.data_root, protocol=args.protocol, device=args.device,
                       batch_size=args.batch_size, record=record)
     print(result.table.round(2).to_string())
-    print(f"wrote the evaluation {'over the metrics' if args.replace else 'into evaluations/'} of {args.run}")
+    print(f"wrote {', '.join(str(f) for f in result.files)}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

@@ -88,6 +88,7 @@ class EvalResult:
         mode: ``"exact"`` or ``"streaming"``.
         maps: ``(N, S, S)`` float16 anomaly maps in dataset order (only with ``keep_maps=True``).
         masks: ``(N, S, S)`` uint8 ground-truth masks (only with ``keep_maps=True``).
+        files: the files an evaluation of a run directory wrote (``evaluate(run_dir, record=...)``).
     """
 
     table: pd.DataFrame
@@ -97,6 +98,7 @@ class EvalResult:
     mode: str
     maps: np.ndarray | None = field(default=None, repr=False)
     masks: np.ndarray | None = field(default=None, repr=False)
+    files: list = field(default_factory=list, repr=False)
 
     @property
     def mean(self) -> dict[str, float | None]:

@@ -186,7 +186,8 @@ def _evaluate_run(run_or_loaded, data_root, *, protocol: str, batch_size: int | 
             result = evaluate(loaded.model, cfg, protocol=protocol, batch_size=batch_size, device=device,
                               keep_maps=keep_maps, progress=progress)
         if record:
-            record_evaluation(run, result, cfg, replace=record == "replace", eval_time_s=time.perf_counter() - t0)
+            result.files = record_evaluation(run, result, cfg, replace=record == "replace",
+                                             eval_time_s=time.perf_counter() - t0)
     finally:
         if lock:
             lock.release()

@@ -186,7 +186,7 @@ def _start(r: _Run, resuming: bool, progress: bool) -> _Progress:
         ts.restore_rng(rngs[r.info.rank] if len(rngs) == r.info.world_size else rngs[0])
         prog.step, prog.evals = state["step"], state["evals"]
         prog.window_loss, prog.window_count = state["window"]["loss"], state["window"]["count"]
-        if progress:
+        if r.info.is_main:  # said also without progress bars: a resumed run must say so (e.g. after a disconnect)
             tqdm.write(f"resuming {r.run} from its checkpoint at step {prog.step} of {r.total_steps}")
     if r.info.is_main:
         r.run.save_config(r.cfg, versions())
