@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.images import decode_image, upright
+from ..data.images import decode_image, header_size, upright
 from ..errors import InputError
 from ..progress import tqdm
 from ..results import Prediction
@@ -71,14 +71,22 @@ def choose_class(path: str | None, cls_name: str | None, thresholds: Thresholds 
     return POOLED
 
 
-def _prepare(item, preprocess) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
-    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8)``."""
-    if isinstance(item, (str, Path)):  # the network input decoded exactly as the datasets decode it
-        full = decode_image(item)  # upright (EXIF orientation), original size, for the overlay and the map size
-        return preprocess.normalise(preprocess.load(item)), full.size, np.asarray(full)
+def _prepare(item, preprocess, keep_image: bool) -> tuple[torch.Tensor, tuple[int, int] | None, np.ndarray | None]:
+    """A path or PIL image → ``((3, S, S) tensor, original (W, H), original RGB (H, W, 3) uint8 or None)``.
+
+    A path is decoded for the network exactly as the datasets decode it (reduced-size for large JPEGs); the
+    full-size picture is decoded a second time only when ``keep_image`` asks for it (overlays), otherwise the
+    original size comes from the file header.
+    """
+    if isinstance(item, (str, Path)):
+        tensor = preprocess.normalise(preprocess.load(item))
+        if not keep_image:
+            return tensor, header_size(item, "image"), None  # upright (EXIF) size, no second decode
+        full = decode_image(item)  # upright (EXIF orientation), original size, for the overlay
+        return tensor, full.size, np.asarray(full)
     if isinstance(item, Image.Image):
         item = upright(item)  # a PIL image opened by the caller may still carry its EXIF orientation
-        rgb = np.asarray(item.convert("RGB"))  # (H, W, 3)
+        rgb = np.asarray(item.convert("RGB")) if keep_image else None  # (H, W, 3)
         return preprocess.normalise(preprocess.from_pil(item)), item.size, rgb
     raise InputError(f"predict() takes image paths, PIL images or tensors; got {type(item).__name__}")
 
@@ -99,7 +107,7 @@ def _items(images_or_paths) -> list:
     return out
 
 
-def _chunk(chunk: list, preprocess) -> list[dict[str, Any]]:
+def _chunk(chunk: list, preprocess, keep_image: bool) -> list[dict[str, Any]]:
     """Prepare one chunk of inputs; a file that cannot be read gets an ``error`` instead of a tensor."""
     prepared = []
     for item in chunk:
@@ -108,7 +116,7 @@ def _chunk(chunk: list, preprocess) -> list[dict[str, Any]]:
             prepared.append({"path": None, "tensor": item, "size": None, "rgb": None})
             continue
         try:
-            tensor, size, rgb = _prepare(item, preprocess)
+            tensor, size, rgb = _prepare(item, preprocess, keep_image)
             prepared.append({"path": path, "tensor": tensor, "size": size, "rgb": rgb})
         except READ_ERRORS as e:
             if path is None:
@@ -130,7 +138,7 @@ def iter_predictions(model_or_run, images_or_paths, *, cls_name: str | None = No
         thresholds.entry(cls_name)  # fail before scoring anything
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="predict", disable=not progress, leave=False):
-        prepared = _chunk(items[start:start + batch_size], model.preprocess)
+        prepared = _chunk(items[start:start + batch_size], model.preprocess, keep_image)
         ok = [p for p in prepared if "error" not in p]
         if ok:
             batch = torch.stack([p["tensor"] for p in ok])  # (B, 3, S, S)
