@@ -45,7 +45,8 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
     with open(os.environ["FAKE_COLAB_LOG"], "a") as log:
         log.write(json.dumps({"mount": str(mountpoint)}) + "\\n")
 '''
-KERNEL_STARTUP = '''# Colab's kernel imports google.colab at start-up; record which omniad_lite each kernel used.
+KERNEL_STARTUP = '''# Colab's kernel imports google.colab at start-up; record which omniad_lite each kernel
+# used, and where it ran.
 import atexit
 import json
 import os
@@ -56,10 +57,12 @@ import google.colab  # noqa: F401
 
 def _record():
     module = sys.modules.get("omniad_lite")
+    entry = {"kernel": sys.executable, "omniad_lite": getattr(module, "__file__", None), "cwd": _START_DIR}
     with open(os.environ["FAKE_COLAB_LOG"], "a") as log:
-        log.write(json.dumps({"kernel": sys.executable, "omniad_lite": getattr(module, "__file__", None)}) + "\\n")
+        log.write(json.dumps(entry) + "\\n")
 
 
+_START_DIR = os.getcwd()  # papermill starts the kernel in the notebook's folder
 atexit.register(_record)
 '''
 
@@ -76,6 +79,10 @@ class FakeColab:
 
     def log_entries(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def kernels_in(self, folder: Path) -> list[dict]:
+        """The kernel log entries of the kernels started in ``folder`` (a notebook run's working folder)."""
+        return [e for e in self.log_entries() if "kernel" in e and Path(e["cwd"]).resolve() == Path(folder).resolve()]
 
     def command(self, notebook: Path, folder: Path, **params) -> list[str]:
         """The papermill call running ``notebook`` copied alone into ``folder`` (created empty); the executed

@@ -5,7 +5,13 @@ build each thing once per session or per test as its scope says.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The notebooks execute in the background while the other tests run (tests/notebook_session.py): two
+# processes' OpenMP threads share the cores. Idle OpenMP threads then sleep instead of spinning (the
+# default spin steals the core a busy thread of the other process needs); results are unchanged.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 from helpers import TINY_MODEL, build_meta, build_mvtec, build_realiad, build_visa, make_tiny_mvtec, tiny_config
@@ -71,12 +77,31 @@ def colab_sim(tmp_path_factory):
 @pytest.fixture(scope="session")
 def notebook_session(colab_sim, tmp_path_factory):
     """Each notebook rendered from ``notebooks/cells`` and executed at most once per session, with its defaults,
-    on first request."""
+    in a background thread (``tests/notebook_session.py``)."""
     from notebook_session import NotebookSession, render_notebooks
 
     session = NotebookSession(colab_sim, render_notebooks(tmp_path_factory.mktemp("rendered")))
     _SESSIONS.append(session)
-    return session
+    yield session
+    session.close()
+
+
+def _reads_the_notebook_session(item) -> bool:
+    return "notebook_session" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that read the notebooks' executions run last (in their collected order), so that the
+    executions, started with the first test (``_start_the_notebook_session``), overlap everything else."""
+    items.sort(key=_reads_the_notebook_session)  # stable: each group keeps its order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_the_notebook_session(request):
+    """When any selected test reads the notebooks' executions, start them all now, in the background: they are
+    most of the suite's time, and the other tests run meanwhile."""
+    if any(_reads_the_notebook_session(item) for item in request.session.items):
+        request.getfixturevalue("notebook_session").start()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,16 +1,17 @@
 """Every numbered notebook executed once per test session, as a Colab user runs it; every notebook test reads it.
 
-:class:`NotebookSession` executes a notebook the first time a test asks for it, as
-``notebooks/build_notebooks.py`` renders it from ``notebooks/cells/NN_*.py`` (the committed ``.ipynb``
-without outputs; ``tests/test_notebook_reproduce.py`` checks that they agree), copied alone into an empty
-folder of the simulated Colab (``tests/colab_sim.py``: the wheel installed non-editable in a fresh
-environment, ``google.colab`` present), through papermill, with its **default parameters**, except:
+:class:`NotebookSession` executes each notebook as ``notebooks/build_notebooks.py`` renders it from
+``notebooks/cells/NN_*.py`` (the committed ``.ipynb`` without outputs; ``tests/test_notebook_reproduce.py``
+checks that they agree), copied alone into an empty folder of the simulated Colab (``tests/colab_sim.py``:
+the wheel installed non-editable in a fresh environment, ``google.colab`` present), through papermill, with
+its **default parameters**, except:
 
-- ``run_dir``, for a notebook that declares it, is the run of the nearest earlier notebook whose
-  ``results.json`` names a ``run_dir`` (02 gets 00's run, 04 gets 03's), passed by absolute path: the
-  notebooks' own defaults find those runs only in a shared folder;
+- ``run_dir``, for a notebook that declares it: the run of the notebook named in :data:`RUN_SOURCES`, by
+  absolute path (the notebooks' own defaults find the default runs of 00 and 03 only in a shared folder);
 - :data:`SCHEDULES`: a smaller schedule where the default run's length adds nothing to what is checked.
 
+The executions run in a background thread (one at a time), started as soon as the test session begins
+(``tests/conftest.py`` starts them and runs the tests that read them last), so they overlap the unit tests.
 Tests then read the executed notebook (outputs compared with the committed ones by
 ``tests/test_notebook_reproduce.py``), the ``results.json`` it wrote (``tests/test_notebooks.py``) and the
 kernel log (``tests/test_colab.py``). A failed execution is recorded, not raised: each test of that notebook
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import ast
 import json
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +32,19 @@ import pytest
 from colab_sim import ROOT, FakeColab
 
 # Notebook → parameters giving a smaller schedule. Only for notebooks whose checks do not depend on the
-# schedule's length: 05's default sweep is smoke-sized already and no cell of it is checked against its
-# committed output; 2 steps per run still train, evaluate and tabulate every default variant and seed.
-SCHEDULES = {"05_ablations": {"iterations": 2}}
+# schedule's length:
+# - 03 trains the demo preset's default run, the same configuration and seed as 00 (which trains it in full
+#   and checks its quality). Its checked cells (the hand-written step, the logged schedule, snapshots equal
+#   to the final evaluation, step 0 at chance and +30 points later, the run directory's files) hold from 100
+#   steps on: two snapshots (steps 50, 100) and the learning-rate drop (step 80) are still in the run.
+# - 05's default sweep is smoke-sized already and no cell of it is checked against its committed output;
+#   2 steps per run still train, evaluate and tabulate every default variant and seed.
+SCHEDULES = {"03_training": {"iterations": 100}, "05_ablations": {"iterations": 2}}
+
+# Notebook → the notebook whose run it gets as ``run_dir``. 04's checked cells need a demo-quality run
+# (mean image AUROC ≥ 95): 00's, which is 03's default run trained once (the same configuration and seed).
+RUN_SOURCES = {"01_data_and_features": "00_quickstart", "02_omni_block": "00_quickstart",
+               "04_evaluation": "00_quickstart"}
 
 
 def render_notebooks(out_dir: Path) -> list[Path]:
@@ -90,43 +103,65 @@ class Execution:
 
 
 class NotebookSession:
-    """Executes each notebook at most once (lazily, on first request) and keeps the results."""
+    """Executes each notebook at most once, in a background thread, and keeps the results.
+
+    ``session[name]`` waits for ``name``'s execution, submitting it (after the notebook whose run it gets)
+    when :meth:`start` has not already. Executions run one at a time: each trains with every core.
+    """
 
     def __init__(self, colab: FakeColab, notebooks: list[Path]):
         """``notebooks``: the rendered ``NN_*.ipynb`` files (outputs empty)."""
         self.colab = colab
         self.notebooks = {p.stem: p for p in sorted(notebooks)}
         self.done: dict[str, Execution] = {}
+        self._futures: dict[str, Future] = {}
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="notebook-session")
 
     def __getitem__(self, name: str) -> Execution:
-        if name not in self.done:
-            self.done[name] = self._execute(name)
-        return self.done[name]
+        return self._submit(name).result()
+
+    def start(self) -> None:
+        """Submit every notebook now, in order (each one's run source before it)."""
+        for name in self.notebooks:
+            self._submit(name)
+
+    def close(self) -> None:
+        """Cancel what has not started; wait for a running execution to end."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, name: str) -> Future:
+        with self._lock:
+            if name not in self._futures:
+                if (source := RUN_SOURCES.get(name)) in self.notebooks:
+                    self._submit(source)  # first in the queue, so a worker never waits on a queued execution
+                self._futures[name] = self._pool.submit(self._execute, name)
+            return self._futures[name]
 
     def source(self, name: str) -> nbformat.NotebookNode:
         """The notebook as executed (rendered, before execution)."""
         return nbformat.read(self.notebooks[name], as_version=4)
 
     def parameters(self, name: str) -> dict:
-        """What the session injects into ``name``: its smaller schedule and the earlier notebook's run."""
+        """What the session injects into ``name``: its smaller schedule and its run source's run."""
         declared = default_parameters(self.source(name))
         params = {k: v for k, v in SCHEDULES.get(name, {}).items() if k in declared}
-        if "run_dir" in declared and (run := self._earlier_run(name)) is not None:
+        if "run_dir" in declared and (run := self._source_run(name)) is not None:
             params["run_dir"] = str(run)
         return params
 
-    def _earlier_run(self, name: str) -> Path | None:
-        earlier = [n for n in self.notebooks if n < name]
-        for other in reversed(earlier):
-            run = self[other]
-            results = run.folder / default_parameters(self.source(other)).get("output_dir", ".") / "results.json"
-            if not run.error and results.is_file() and "run_dir" in (res := json.loads(results.read_text())):
-                return run.path(res["run_dir"])
-        return None
+    def _source_run(self, name: str) -> Path | None:
+        """The run directory that ``name``'s run source wrote (``None`` when it failed or names none)."""
+        if (source := RUN_SOURCES.get(name)) not in self.notebooks:
+            return None
+        execution = self[source]
+        results = execution.folder / default_parameters(self.source(source)).get("output_dir", ".") / "results.json"
+        if execution.error or not results.is_file() or "run_dir" not in (res := json.loads(results.read_text())):
+            return None
+        return execution.path(res["run_dir"])
 
     def _execute(self, name: str) -> Execution:
         params = self.parameters(name)
-        before = len(self.colab.log_entries())
         start = time.perf_counter()
         done = self.colab.execute(self.notebooks[name], f"defaults/{name}", **params)
         seconds = time.perf_counter() - start
@@ -134,8 +169,10 @@ class NotebookSession:
         output = folder / f"out_{name}.ipynb"
         notebook = nbformat.read(output, as_version=4) if output.is_file() else None
         error = "" if done.returncode == 0 else (done.stderr[-6000:] or f"exit status {done.returncode}")
-        return Execution(name=name, folder=folder, parameters=params, notebook=notebook, error=error,
-                         kernels=[e for e in self.colab.log_entries()[before:] if "kernel" in e], seconds=seconds)
+        execution = Execution(name=name, folder=folder, parameters=params, notebook=notebook, error=error,
+                              kernels=self.colab.kernels_in(folder), seconds=seconds)
+        self.done[name] = execution
+        return execution
 
 
 # -- bad parameters: short executions that must fail in the first cells ---------------------------------------

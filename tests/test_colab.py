@@ -1,14 +1,16 @@
 """Colab, simulated (``tests/colab_sim.py``): each notebook alone in an empty folder, from the built wheel.
 
 Every notebook's default run comes from the session's one execution (``tests/notebook_session.py``, shared
-with the reproduction and results checks): here each must have run on the wheel's copy of the kit, with the
-runtime cell describing the device. The Colab-only paths run here on tiny schedules: 03 on a dataset archive
-on the fake Drive (``drive=True``), 04 given that run's Drive path as a Colab user types it, and a runtime
-disconnect (killing the notebook's process group after its first checkpoint, deleting its working folder,
-Colab's ``/content``, and the mount; only the Drive's content survives) followed by a resume.
+with the reproduction and results checks, running in the background meanwhile): here each must have run on
+the wheel's copy of the kit, with the runtime cell describing the device. The Colab-only paths run here on
+tiny schedules: 03 on a dataset archive on the fake Drive (``drive=True``), 04 given that run's Drive path as
+a Colab user types it, and a runtime disconnect (killing the notebook's process group after its first
+checkpoint, deleting its working folder, Colab's ``/content``, and the mount; only the Drive's content
+survives) followed by a resume.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -82,15 +84,18 @@ def test_each_notebook_runs_alone_from_the_wheel(notebook_session, colab_sim, pa
 
 
 @pytest.fixture(scope="module")
-def rendered(notebook_session) -> dict[str, Path]:
+def rendered(tmp_path_factory) -> dict[str, Path]:
     """Notebook name → the notebook rendered from notebooks/cells (what the session executes)."""
-    return notebook_session.notebooks
+    from notebook_session import render_notebooks
+
+    return {p.stem: p for p in render_notebooks(tmp_path_factory.mktemp("rendered"))}
 
 
 @dataclass
 class DriveRun:
     """03 on the fake Drive, interrupted after its first checkpoint and run again (see ``drive_run``)."""
 
+    colab: FakeColab    # the simulated Colab it ran in (its own HOME, the local disk that a disconnect wipes)
     drive_folder: Path  # drive_folder as the notebook got it (through the mount point)
     run: RunDir         # its run directory on Drive
     saved: int          # the step of the checkpoint the interrupted run left
@@ -104,20 +109,25 @@ def drive_run(colab_sim, rendered) -> DriveRun:
     """03 as the Colab checklist (docs/install.md) runs it: ``drive=True`` and the official-style archive on
     Drive (two demo classes, MVTec layout) extracted to local disk; one class trained. The runtime disconnects
     after the first checkpoint (the notebook's process group killed, its local folder, the extracted data and
-    the mount gone); the notebook is run again with the same parameters."""
+    the mount gone); the notebook is run again with the same parameters. It has a HOME of its own (the local
+    disk it wipes), as the session's notebooks may be running meanwhile."""
     from omniad_lite.data.demo import make_demo_dataset
 
-    demo = make_demo_dataset(colab_sim.work / "demo_source")
-    with tarfile.open(colab_sim.content / "mvtec_anomaly_detection.tar.gz", "w:gz") as tar:
+    home = colab_sim.work / "drive_run_home"
+    home.mkdir(parents=True)
+    colab = dataclasses.replace(colab_sim, env={**colab_sim.env, "HOME": str(home)})
+
+    demo = make_demo_dataset(colab.work / "demo_source")
+    with tarfile.open(colab.content / "mvtec_anomaly_detection.tar.gz", "w:gz") as tar:
         for cls in DEMO_CLASSES:
             tar.add(Path(demo) / cls, arcname=cls)
-    drive_folder = colab_sim.drive / "MyDrive" / "omniad_lite"
+    drive_folder = colab.drive / "MyDrive" / "omniad_lite"
     params = dict(classes=DEMO_CLASSES[:1], epochs=None, iterations=ITERATIONS, overrides=["train.checkpoint_every=2"],
                   live_every_s=60.0, drive=True, drive_folder=str(drive_folder), output_dir="runs/resume",
-                  data_archive=str(colab_sim.drive / "MyDrive" / "mvtec_anomaly_detection.tar.gz"))
+                  data_archive=str(colab.drive / "MyDrive" / "mvtec_anomaly_detection.tar.gz"))
     run = RunDir(drive_folder / "runs" / "resume" / "run")
-    first = colab_sim.work / "resume_1"
-    proc = subprocess.Popen(colab_sim.command(rendered["03_training"], first, **params), env=colab_sim.env, cwd=first,
+    first = colab.work / "resume_1"
+    proc = subprocess.Popen(colab.command(rendered["03_training"], first, **params), env=colab.env, cwd=first,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + NOTEBOOK_TIMEOUT_S
@@ -130,17 +140,17 @@ def drive_run(colab_sim, rendered) -> DriveRun:
     import torch
 
     saved = torch.load(run.checkpoint_dir(run.checkpoint_steps()[-1]) / RunDir.STATE, weights_only=True)["step"]
-    after_first = mounts(colab_sim)
-    home = Path(colab_sim.env["HOME"])  # Colab's local disk is gone with the runtime: the working folder, HOME
-    for folder in (first, home):        # (the extracted data is in it) and the mount
+    after_first = mounts(colab)
+    # Colab's local disk is gone with the runtime: the working folder, HOME (the extracted data is in it), the mount
+    for folder in (first, home):
         shutil.rmtree(folder)
     home.mkdir()
-    (colab_sim.drive / "MyDrive").unlink()
+    (colab.drive / "MyDrive").unlink()
 
-    second = colab_sim.run(rendered["03_training"], "resume_2", **params)
+    second = colab.run(rendered["03_training"], "resume_2", **params)
     res = results(drive_folder / "runs", "resume")
-    return DriveRun(drive_folder=drive_folder, run=run, saved=saved, mounts=(after_first, mounts(colab_sim)),
-                    second=second, results=res)
+    return DriveRun(colab=colab, drive_folder=drive_folder, run=run, saved=saved,
+                    mounts=(after_first, mounts(colab)), second=second, results=res)
 
 
 def test_03_on_drive_resumes_after_a_disconnect(drive_run):
@@ -151,25 +161,31 @@ def test_03_on_drive_resumes_after_a_disconnect(drive_run):
     assert f"from its checkpoint at step {drive_run.saved} of {ITERATIONS}" in executed
     steps = [int(row["step"]) for row in drive_run.run.read_history()]
     assert steps == sorted(set(steps)) and steps[-1] == ITERATIONS
+    kernels = drive_run.colab.kernels_in(drive_run.second)  # the resumed run's (the killed one records none)
+    assert kernels and all(used_the_wheel(e, drive_run.colab) for e in kernels), kernels
 
 
-def test_03_trains_on_the_archive_extracted_to_local_disk(colab_sim, drive_run):
+def test_03_trains_on_the_archive_extracted_to_local_disk(drive_run):
     cfg = drive_run.results["config"]
     assert cfg["data"]["classes"] == DEMO_CLASSES[:1]
     data_root = Path(cfg["data"]["root"])  # HOME stands in for the local disk off Colab
-    assert data_root.is_relative_to(Path(colab_sim.env["HOME"]))
+    assert data_root.is_relative_to(Path(drive_run.colab.env["HOME"]))
     assert sorted(p.name for p in data_root.iterdir() if p.is_dir()) == DEMO_CLASSES  # extracted again
 
 
 def test_04_evaluates_03s_run_by_path(colab_sim, rendered, drive_run):
     run_dir = str(drive_run.drive_folder / "runs" / "resume" / "run")  # as a Colab user types it
-    res = results(colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_resamples=50, output_dir="out"))
-    assert sorted(res["per_class"]) == DEMO_CLASSES[:1]
+    folder = colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_resamples=50, output_dir="out")
+    assert sorted(results(folder)["per_class"]) == DEMO_CLASSES[:1]
+    kernels = colab_sim.kernels_in(folder)
+    assert kernels and all(used_the_wheel(e, colab_sim) for e in kernels), kernels
 
 
-def test_every_kernel_used_the_wheel(colab_sim):
-    """Runs after this file's notebook runs: each kernel recorded, at exit, which interpreter and which
-    omniad_lite it used (a killed kernel records nothing)."""
+def test_every_kernel_used_the_wheel(colab_sim, notebook_session):
+    """After the session's executions (and whatever else ran in the simulated Colab before): each kernel
+    recorded, at exit, which interpreter and which omniad_lite it used (a killed kernel records nothing)."""
+    for name in notebook_session.notebooks:
+        notebook_session[name]  # wait for the session's executions
     kernels = [e for e in colab_sim.log_entries() if "kernel" in e]
-    assert len(kernels) >= len(NOTEBOOKS) + 2  # the default runs above, the resumed 03 and 04 on Drive
+    assert len(kernels) >= len(NOTEBOOKS)
     assert all(used_the_wheel(e, colab_sim) for e in kernels), kernels
