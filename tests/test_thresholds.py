@@ -10,6 +10,7 @@ from sklearn.metrics import f1_score
 
 from omniad_lite.evaluation.thresholds import (
     F1_TUNED_ON,
+    OWN_VALIDATION,
     POOLED,
     Thresholds,
     build_thresholds,
@@ -110,6 +111,18 @@ def test_tiny_held_out_sets_and_fallbacks_are_explained():
     assert fallback["threshold"] == 2.0
     one = Thresholds(build_thresholds({"one": ([0.7], ["x"])}, None, fpr=0.01)).entry("one")
     assert one["normal_level"] < one["threshold"]  # one image: the median is the max, the floor keeps a scale
+
+
+def test_the_few_normals_warning_names_the_fix_that_fits_where_the_normals_come_from():
+    """Held-out images: hold out more (data.val_fraction). A dataset's own validation images (MVTec AD 2): the
+    held-out fraction does nothing there, so the warning says to add images to validation/good instead."""
+    normal = {"few": ([0.1, 0.2, 0.3], ["a", "b", "c"])}
+    held_out = Thresholds(build_thresholds(normal, None, fpr=0.01)).entry("few")["warning"]
+    own = Thresholds(build_thresholds(normal, None, fpr=0.01, normal_source=OWN_VALIDATION)).entry("few")["warning"]
+    assert "only 3 held-out normal image(s)" in held_out and "data.val_fraction" in held_out
+    assert "only 3 held-out normal image(s)" in own and "validation/good" in own and "val_fraction" not in own
+    rechosen = Thresholds(build_thresholds(normal, None, fpr=0.01, normal_source=OWN_VALIDATION)).rechoose(fpr=0.02)
+    assert "validation/good" in rechosen.entry("few")["warning"]  # the source is kept when re-choosing
 
 
 def test_calibrate_model_warns_only_when_asked():

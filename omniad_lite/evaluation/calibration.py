@@ -25,10 +25,18 @@ from ..run import RunDir
 from .evaluator import evaluate
 from .inference import iter_maps
 from .run_loading import as_run_dir, load_run
-from .thresholds import DEFAULT_FPR, DEFAULT_METHOD, POOLED, Thresholds, build_thresholds, check_fpr, check_method
+from .thresholds import (
+    DEFAULT_FPR,
+    DEFAULT_METHOD,
+    OWN_VALIDATION,
+    POOLED,
+    Thresholds,
+    build_thresholds,
+    check_fpr,
+    check_method,
+)
 
 HELD_OUT = "held-out normal training images (data.val_fraction={fraction}, data.val_seed={seed})"
-OWN_VALIDATION = "the dataset's own normal validation images (MVTec AD 2 validation/)"
 TEST_NORMALS = "normal test images (no held-out images: data.val_fraction=0): tuned on test data"
 
 

@@ -92,6 +92,12 @@ def normal_level(normal_scores, threshold: float) -> float:
     return min(level, threshold - MIN_SCALE * max(abs(threshold), np.finfo(np.float32).tiny))
 
 
+# Where the normal scores of a class come from, and how to get more of them (the fix a few-normals warning names)
+OWN_VALIDATION = "the dataset's own normal validation images (MVTec AD 2 validation/)"
+HOLD_OUT_MORE = "hold out more (data.val_fraction) or add normal images"
+MORE_NORMALS = {OWN_VALIDATION: "add normal images to the class's validation/good folder"}
+
+
 def normalize(values, level: float, threshold: float):
     """``(values - level) / (threshold - level)``: 0 = typical normal, 1 = threshold (arrays or floats)."""
     return (values - level) / (threshold - level)
@@ -118,7 +124,7 @@ def class_entry(normal_scores, normal_paths, test_scores, test_labels, *, method
         entry["normal_level"] = normal_level(base if base.size else [entry["threshold"]], entry["threshold"])
     else:
         entry["normal_level"] = None
-    entry["warning"] = _warning(normal.size, fpr, used, method)
+    entry["warning"] = _warning(normal.size, fpr, used, method, normal_source)
     entry["test"] = _test_rates(test_scores, test_labels, entry["threshold"]) if tested else None
     entry["normal_scores"] = [float(v) for v in normal]
     entry["normal_paths"] = list(normal_paths)
@@ -127,14 +133,14 @@ def class_entry(normal_scores, normal_paths, test_scores, test_labels, *, method
     return entry
 
 
-def _warning(n: int, fpr: float, used: str, asked: str) -> str | None:
+def _warning(n: int, fpr: float, used: str, asked: str, normal_source: str) -> str | None:
     if used != asked:
         return (f"method {asked!r} is not available for this class (no held-out normal images for 'fpr', no "
                 f"labelled anomalies and normals for 'f1'); {used!r} is used")
     if used == "fpr" and n < 1 / fpr - 1:
         return (f"only {n} held-out normal image(s): the threshold sits just above their highest score, so a new "
                 f"normal image exceeds it with probability about 1/(n+1) = {1 / (n + 1):.0%}, not the {fpr:.0%} "
-                f"asked; hold out more (data.val_fraction) or add normal images")
+                f"asked; {MORE_NORMALS.get(normal_source, HOLD_OUT_MORE)}")
     return None
 
 
