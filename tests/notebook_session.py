@@ -10,8 +10,9 @@ its **default parameters**, except:
   absolute path (the notebooks' own defaults find the default runs of 00 and 03 only in a shared folder);
 - :data:`SCHEDULES`: a smaller schedule where the default run's length adds nothing to what is checked.
 
-The executions run in a background thread (one at a time), started as soon as the test session begins
-(``tests/conftest.py`` starts them and runs the tests that read them last), so they overlap the unit tests.
+The executions run in background threads (:data:`SESSION_WORKERS` at a time), started as soon as the test session
+begins (``tests/conftest.py`` starts them and runs the tests that read them last), so they overlap the other
+tests.
 Tests then read the executed notebook (outputs compared with the committed ones by
 ``tests/test_notebook_reproduce.py``), the ``results.json`` it wrote (``tests/test_notebooks.py``) and the
 kernel log (``tests/test_colab.py``). A failed execution is recorded, not raised: each test of that notebook
@@ -102,11 +103,15 @@ class Execution:
                         pytrace=False)
 
 
+SESSION_WORKERS = 2  # executions at a time: each has long single-threaded stretches (kernel, imports, plots)
+
+
 class NotebookSession:
-    """Executes each notebook at most once, in a background thread, and keeps the results.
+    """Executes each notebook at most once, in background threads, and keeps the results.
 
     ``session[name]`` waits for ``name``'s execution, submitting it (after the notebook whose run it gets)
-    when :meth:`start` has not already. Executions run one at a time: each trains with every core.
+    when :meth:`start` has not already. A notebook is always submitted after its run source, so a worker
+    never waits for an execution that is still queued.
     """
 
     def __init__(self, colab: FakeColab, notebooks: list[Path]):
@@ -116,14 +121,15 @@ class NotebookSession:
         self.done: dict[str, Execution] = {}
         self._futures: dict[str, Future] = {}
         self._lock = threading.RLock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="notebook-session")
+        self._pool = ThreadPoolExecutor(SESSION_WORKERS, thread_name_prefix="notebook-session")
 
     def __getitem__(self, name: str) -> Execution:
         return self._submit(name).result()
 
     def start(self) -> None:
-        """Submit every notebook now, in order (each one's run source before it)."""
-        for name in self.notebooks:
+        """Submit every notebook now: those that need no other's run first (00, the longest, leads), then the
+        ones that evaluate 00's run."""
+        for name in sorted(self.notebooks, key=lambda n: (n in RUN_SOURCES, n)):
             self._submit(name)
 
     def close(self) -> None:

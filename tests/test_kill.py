@@ -24,9 +24,9 @@ from safetensors.torch import load_file
 
 from omniad_lite.run import RunDir
 
-MIN_KILLS = 20
-KILLS_PER_RUN = 6
-KILL_WINDOW = 0.6  # kill after uniform(0, KILL_WINDOW x an uninterrupted run's duration): several per run
+MIN_KILLS = 12
+KILLS_PER_RUN = 3
+KILL_WINDOW = 0.6  # kill within the first KILL_WINDOW x an uninterrupted run's duration: several per run
 SEED = 14  # the kill delays are random but reproducible
 
 
@@ -95,12 +95,17 @@ def test_kill_9_at_random_moments_always_resumes_to_the_same_run(tiny_root, tmp_
                       cache_teacher_features="disk")
     cfg.save(tmp_path / "cfg.json")
     runner = Runner(tmp_path / "cfg.json", tmp_path)
+    runner.ctx.Process(target=os.getpid).start()  # the forkserver imports torch once, before the timing
     t0 = time.perf_counter()
     rc, log = runner.run(tmp_path / "ref")
     assert rc == 0, log
     duration = time.perf_counter() - t0  # one uninterrupted run, caches built
     ref = _result(tmp_path / "ref")
-    rng, kills, runs, where = random.Random(SEED), 0, 0, []
+    rng, kills, runs, attempts, where = random.Random(SEED), 0, 0, 0, []
+    # stratified delays: one uniform draw in each of MIN_KILLS equal slices of the window, shuffled, so the
+    # kills cover the window's start (cache builds) to its end (late steps, the evaluation) evenly
+    delays = [(i + rng.random()) / MIN_KILLS * KILL_WINDOW * duration for i in range(MIN_KILLS)]
+    rng.shuffle(delays)
     while kills < MIN_KILLS:
         runs += 1
         out = tmp_path / f"run{runs}"
@@ -108,11 +113,14 @@ def test_kill_9_at_random_moments_always_resumes_to_the_same_run(tiny_root, tmp_
         cfg.with_overrides({"data.cache_dir": str(tmp_path / f"cache{runs}")}).save(tmp_path / "cfg.json")
         rc = None
         for _ in range(KILLS_PER_RUN):
-            rc, _ = _user_step(runner, out, kill_after=rng.uniform(0.0, KILL_WINDOW * duration))
+            rc, _ = _user_step(runner, out, kill_after=delays[attempts % MIN_KILLS])
+            attempts += 1
             if rc == 0:
                 break  # finished before the kill
             kills += 1
             where.append(RunDir(out).checkpoint_steps()[-1:] or ["none"])
+            if kills == MIN_KILLS:
+                break
         if rc is None:
             rc, log = _user_step(runner, out, kill_after=None)
         assert rc == 0

@@ -223,10 +223,10 @@ def test_collect_reads_the_executed_notebooks_into_one_table(notebook_session, q
 
 
 # -- bad parameters: papermill in this checkout, each run stops in the first cells ----------------------------
-BAD_03 = {  # parameter → the message 03 must stop with
-    "epochs": ({"epochs": "two"}, "train.epochs='two' has type str"),
-    "preset": ({"preset": "paper-mvtek"}, "unknown preset 'paper-mvtek'"),
-    "overrides": ({"overrides": ["model.ffn=fast"]}, "ModelConfig.ffn='fast'"),
+BAD_03 = {  # parameter → the message 03 must stop with: one per cell that checks (each message of
+    # experiment_from_params is unit-tested in tests/test_notebook_params.py)
+    "preset": ({"preset": "paper-mvtek"}, "unknown preset 'paper-mvtek'"),       # the runtime cell
+    "overrides": ({"overrides": ["model.ffn=fast"]}, "ModelConfig.ffn='fast'"),  # the configuration cell
 }
 
 
