@@ -98,10 +98,20 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _start_the_notebook_session(request):
-    """When any selected test reads the notebooks' executions, start them all now, in the background: they are
-    most of the suite's time, and the other tests run meanwhile."""
-    if any(_reads_the_notebook_session(item) for item in request.session.items):
-        request.getfixturevalue("notebook_session").start()
+    """Start, now and in the background, what the selected tests will read: the notebooks named in their ids
+    (every notebook in a full run; ``-k 05_ablations`` only 05), and the ``BACKGROUND_JOBS`` of their modules
+    (fixture name → ``fn(session)``: a module's own notebook runs) whose fixture a selected test uses. They are
+    most of the suite's time; the other tests run meanwhile, and a notebook a test asks for later still runs
+    then."""
+    items = [item for item in request.session.items if _reads_the_notebook_session(item)]
+    if not items:
+        return
+    session = request.getfixturevalue("notebook_session")
+    session.start([name for name in session.notebooks if any(name in item.nodeid for item in items)])
+    for module in dict.fromkeys(item.module for item in items):
+        for fixture, fn in getattr(module, "BACKGROUND_JOBS", {}).items():
+            if any(fixture in item.fixturenames for item in items):
+                session.job(fixture, fn)
 
 
 def pytest_terminal_summary(terminalreporter):

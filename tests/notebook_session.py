@@ -24,9 +24,11 @@ import ast
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -120,16 +122,25 @@ class NotebookSession:
         self.notebooks = {p.stem: p for p in sorted(notebooks)}
         self.done: dict[str, Execution] = {}
         self._futures: dict[str, Future] = {}
+        self._jobs: dict[str, Future] = {}
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(SESSION_WORKERS, thread_name_prefix="notebook-session")
 
     def __getitem__(self, name: str) -> Execution:
         return self._submit(name).result()
 
-    def start(self) -> None:
-        """Submit every notebook now: those that need no other's run first (00, the longest, leads), then the
+    def job(self, name: str, fn: Callable[[NotebookSession], Any]) -> Future:
+        """Run ``fn(self)`` once in the background pool (after what is already queued); its future. For the
+        test modules' own notebook runs (their ``BACKGROUND_JOBS``, started with the session)."""
+        with self._lock:
+            if name not in self._jobs:
+                self._jobs[name] = self._pool.submit(fn, self)
+            return self._jobs[name]
+
+    def start(self, names: list[str]) -> None:
+        """Submit these notebooks now: those that need no other's run first (00, the longest, leads), then the
         ones that evaluate 00's run."""
-        for name in sorted(self.notebooks, key=lambda n: (n in RUN_SOURCES, n)):
+        for name in sorted(names, key=lambda n: (n in RUN_SOURCES, n)):
             self._submit(name)
 
     def close(self) -> None:

@@ -83,14 +83,6 @@ def test_each_notebook_runs_alone_from_the_wheel(notebook_session, colab_sim, pa
         assert "runtime: CPU only" in shown and "Change runtime type" in shown, shown
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict[str, Path]:
-    """Notebook name → the notebook rendered from notebooks/cells (what the session executes)."""
-    from notebook_session import render_notebooks
-
-    return {p.stem: p for p in render_notebooks(tmp_path_factory.mktemp("rendered"))}
-
-
 @dataclass
 class DriveRun:
     """03 on the fake Drive, interrupted after its first checkpoint and run again (see ``drive_run``)."""
@@ -102,16 +94,20 @@ class DriveRun:
     mounts: tuple[int, int]  # Drive mounts logged after the first run, after the second
     second: Path        # the second run's working folder
     results: dict       # the second run's results.json
+    evaluated: subprocess.CompletedProcess  # 04 given the run's Drive path as a Colab user types it
+    evaluated_in: Path  # that run's working folder
 
 
-@pytest.fixture(scope="module")
-def drive_run(colab_sim, rendered) -> DriveRun:
+def drive_runs(session) -> DriveRun:
     """03 as the Colab checklist (docs/install.md) runs it: ``drive=True`` and the official-style archive on
     Drive (two demo classes, MVTec layout) extracted to local disk; one class trained. The runtime disconnects
     after the first checkpoint (the notebook's process group killed, its local folder, the extracted data and
     the mount gone); the notebook is run again with the same parameters. It has a HOME of its own (the local
-    disk it wipes), as the session's notebooks may be running meanwhile."""
+    disk it wipes), as the session's notebooks may be running meanwhile. Then 04 evaluates that run, given its
+    Drive path. Runs in the session's background pool (``BACKGROUND_JOBS``)."""
     from omniad_lite.data.demo import make_demo_dataset
+
+    colab_sim, rendered = session.colab, session.notebooks
 
     home = colab_sim.work / "drive_run_home"
     home.mkdir(parents=True)
@@ -149,8 +145,19 @@ def drive_run(colab_sim, rendered) -> DriveRun:
 
     second = colab.run(rendered["03_training"], "resume_2", **params)
     res = results(drive_folder / "runs", "resume")
-    return DriveRun(colab=colab, drive_folder=drive_folder, run=run, saved=saved,
-                    mounts=(after_first, mounts(colab)), second=second, results=res)
+    mounted = mounts(colab)
+    run_dir = str(drive_folder / "runs" / "resume" / "run")  # as a Colab user types it
+    evaluated = colab_sim.execute(rendered["04_evaluation"], "04", run_dir=run_dir, num_resamples=50, output_dir="out")
+    return DriveRun(colab=colab, drive_folder=drive_folder, run=run, saved=saved, mounts=(after_first, mounted),
+                    second=second, results=res, evaluated=evaluated, evaluated_in=colab_sim.work / "04")
+
+
+BACKGROUND_JOBS = {"drive_run": drive_runs}  # started with the notebook session (tests/conftest.py)
+
+
+@pytest.fixture(scope="module")
+def drive_run(notebook_session) -> DriveRun:
+    return notebook_session.job("drive_run", drive_runs).result()
 
 
 def test_03_on_drive_resumes_after_a_disconnect(drive_run):
@@ -173,12 +180,11 @@ def test_03_trains_on_the_archive_extracted_to_local_disk(drive_run):
     assert sorted(p.name for p in data_root.iterdir() if p.is_dir()) == DEMO_CLASSES  # extracted again
 
 
-def test_04_evaluates_03s_run_by_path(colab_sim, rendered, drive_run):
-    run_dir = str(drive_run.drive_folder / "runs" / "resume" / "run")  # as a Colab user types it
-    folder = colab_sim.run(rendered["04_evaluation"], "04", run_dir=run_dir, num_resamples=50, output_dir="out")
-    assert sorted(results(folder)["per_class"]) == DEMO_CLASSES[:1]
-    kernels = colab_sim.kernels_in(folder)
-    assert kernels and all(used_the_wheel(e, colab_sim) for e in kernels), kernels
+def test_04_evaluates_03s_run_by_path(drive_run):
+    assert drive_run.evaluated.returncode == 0, f"04 failed:\n{drive_run.evaluated.stderr[-4000:]}"
+    assert sorted(results(drive_run.evaluated_in)["per_class"]) == DEMO_CLASSES[:1]
+    kernels = drive_run.colab.kernels_in(drive_run.evaluated_in)
+    assert kernels and all(used_the_wheel(e, drive_run.colab) for e in kernels), kernels
 
 
 def test_every_kernel_used_the_wheel(colab_sim, notebook_session):
