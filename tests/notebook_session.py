@@ -10,10 +10,9 @@ its **default parameters**, except:
   absolute path (the notebooks' own defaults find the default runs of 00 and 03 only in a shared folder);
 - :data:`SCHEDULES`: a smaller schedule where the default run's length adds nothing to what is checked.
 
-The executions run in background threads (:data:`SESSION_WORKERS` at a time), started as soon as the test session
-begins (``tests/conftest.py`` starts them and runs the tests that read them last), so they overlap the other
-tests.
-Tests then read the executed notebook (outputs compared with the committed ones by
+The executions run in background threads (:data:`SESSION_WORKERS` at a time), started with the test
+session (``tests/conftest.py`` starts them and runs the tests that read them last), so they overlap the
+other tests. Tests then read the executed notebook (outputs compared with the committed ones by
 ``tests/test_notebook_reproduce.py``), the ``results.json`` it wrote (``tests/test_notebooks.py``) and the
 kernel log (``tests/test_colab.py``). A failed execution is recorded, not raised: each test of that notebook
 fails with papermill's message.
